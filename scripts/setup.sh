@@ -78,7 +78,8 @@ pip_install() {
     'catkin-pkg>=1.0' 'setuptools>=77.0.3,<80' \
     torch==2.13.0 \
     einops addict omegaconf safetensors huggingface-hub scipy rosbags transforms3d \
-    onnx onnxruntime mcap-ros2-support pytest pytest-timeout ruff==0.17.6
+    onnx onnxruntime mcap-ros2-support opencv-python-headless==4.11.0.86 pillow \
+    pytest pytest-timeout ruff==0.17.6
 }
 
 pip_install_references() {
