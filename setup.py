@@ -14,7 +14,8 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
     python_requires='>=3.10',
-    install_requires=['numpy', 'torch', 'safetensors', 'huggingface_hub'],
+    install_requires=['numpy', 'torch', 'safetensors', 'huggingface_hub',
+                      'opencv-python-headless'],
     extras_require={
         # depth-anything-3==0.1.1 and evo are test references too, but they must be installed
         # with --no-deps (their pins clash with this environment), so scripts/setup.sh installs

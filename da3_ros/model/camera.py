@@ -18,7 +18,8 @@ _ENC_LS_INIT = 0.01
 def invert_rigid(T: Tensor) -> Tensor:
     """Inverse of rigid transforms (..., 3 or 4, 4) as [R^T | -R^T t] (bottom row kept)."""
     R, t = T[..., :3, :3], T[..., :3, 3:]
-    top = torch.cat([R.mT, -R.mT @ t], dim=-1)
+    R_inv = R.transpose(-1, -2)      # not .mT: the TorchScript ONNX exporter lacks aten::mT
+    top = torch.cat([R_inv, -R_inv @ t], dim=-1)
     return torch.cat([top, T[..., 3:, :]], dim=-2)
 
 

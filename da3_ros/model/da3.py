@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from da3_ros.errors import ConfigError, InputError
+from da3_ros.model import postprocess
 from da3_ros.model.backbone import Backbone
 from da3_ros.model.camera import (
     CameraDecoder,
@@ -15,12 +16,6 @@ from da3_ros.model.camera import (
     pose_encoding_to_cameras,
 )
 from da3_ros.model.heads import DPT, GSDPT, DualDPT
-from da3_ros.model.postprocess import (
-    fill_sky,
-    metric_depth_from_focal,
-    nested_scale,
-    nested_sky_fill,
-)
 from da3_ros.model.ray_pose import rays_to_cameras
 from da3_ros.model.variants import PATCH_PX, ModelSpec, NestedSpec, get_spec
 
@@ -66,10 +61,13 @@ class DA3Net(nn.Module):
 
     def forward(self, x: Tensor, extrinsics: Tensor | None = None,
                 intrinsics: Tensor | None = None, use_ray_pose: bool = False,
-                ref_view_strategy: str = 'saddle_balanced', return_rays: bool = False
-                ) -> DA3Output:
+                ref_view_strategy: str = 'saddle_balanced', return_rays: bool = False,
+                fill_sky: bool = True) -> DA3Output:
         """x: (B, S, 3, H, W); extrinsics: (B, S, 4, 4) T_cam_world normalised as the API does;
-        intrinsics: (B, S, 3, 3) network-input pixels. Both or neither."""
+        intrinsics: (B, S, 3, 3) network-input pixels. Both or neither.
+
+        fill_sky=False skips the official data-dependent sky fill of METRIC/MONO depth (an
+        exported graph stops before it; the host applies it)."""
         check_images(x)
         B, S, _, H, W = x.shape
         cam_token = None
@@ -85,7 +83,7 @@ class DA3Net(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             if self.spec.head.kind == 'dpt':
                 depth, sky = (t.reshape(B, S, H, W) for t in self.head(flat, H, W))
-                return DA3Output(fill_sky(depth, sky), sky=sky)
+                return DA3Output(postprocess.fill_sky(depth, sky) if fill_sky else depth, sky=sky)
             out = self.head(flat, H, W)
             depth, conf = out.depth.reshape(B, S, H, W), out.depth_conf.reshape(B, S, H, W)
             ray = out.ray.reshape((B, S) + out.ray.shape[1:])
@@ -114,10 +112,10 @@ class NestedDA3Net(nn.Module):
                 ) -> DA3Output:
         out = self.da3(x, extrinsics, intrinsics, use_ray_pose, ref_view_strategy, return_rays)
         metric = self.da3_metric(x)   # never camera-conditioned
-        metric_depth = metric_depth_from_focal(metric.depth, out.intrinsics)
-        scale = nested_scale(out.depth, out.depth_conf, metric_depth, metric.sky)
+        metric_depth = postprocess.metric_depth_from_focal(metric.depth, out.intrinsics)
+        scale = postprocess.nested_scale(out.depth, out.depth_conf, metric_depth, metric.sky)
         extrinsics = torch.cat([out.extrinsics[..., :3], out.extrinsics[..., 3:] * scale], -1)
-        depth, conf = nested_sky_fill(out.depth * scale, out.depth_conf, metric.sky)
+        depth, conf = postprocess.nested_sky_fill(out.depth * scale, out.depth_conf, metric.sky)
         return out._replace(depth=depth, depth_conf=conf, extrinsics=extrinsics,
                             scale_factor=scale)
 
