@@ -6,12 +6,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from da3_ros.engine.onnx_export import export_onnx
 from da3_ros.engine.onnx_runtime import OnnxModel
 from da3_ros.errors import CheckpointError, ConfigError, InputError
 from da3_ros.model import build
+from random_weights import randomize_
 
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -19,18 +19,6 @@ pytest.importorskip('onnxruntime')
 H, W = 70, 126          # 5 x 9 patches
 TOL = 1e-3              # max |ort - torch| / max |torch|
 ANYVIEW = ('depth', 'depth_conf', 'extrinsics', 'intrinsics')
-
-
-def perturb_(net: nn.Module, seed: int) -> nn.Module:
-    """Move every tensor off its initial value (no zeros/ones left), seeded."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in net.state_dict(keep_vars=True).items():
-            if name.endswith(('pos_embed', 'cls_token', 'camera_token')):
-                p.copy_(torch.randn(p.shape, generator=g))
-            else:
-                p.add_(0.02 * torch.randn(p.shape, generator=g))
-    return net
 
 
 def rel_err(got: np.ndarray, want: torch.Tensor) -> float:
@@ -43,7 +31,7 @@ def rel_err(got: np.ndarray, want: torch.Tensor) -> float:
 def small(tmp_path_factory):
     """(net, path, export seconds) for DA3-SMALL at H x W, exported once."""
     torch.manual_seed(0)
-    net = perturb_(build('da3-small').eval().requires_grad_(False), seed=0)
+    net = randomize_(build('da3-small').eval().requires_grad_(False), seed=0)
     start = time.perf_counter()
     path = export_onnx(net, tmp_path_factory.mktemp('onnx') / 'small.onnx', H, W)
     return net, path, time.perf_counter() - start
@@ -141,7 +129,7 @@ def test_metric_depth_and_sky_match_eager(tmp_path):
     """Full-size METRIC-LARGE (334 M params, ~40 s here, a 1.3 GB file): the graph returns
     depth before sky fill and the sky score."""
     torch.manual_seed(1)
-    net = perturb_(build('da3metric-large').eval().requires_grad_(False), seed=1)
+    net = randomize_(build('da3metric-large').eval().requires_grad_(False), seed=1)
     path = export_onnx(net, tmp_path / 'metric.onnx', H, W)
     model = OnnxModel(path, expect_model='da3metric-large', expect_hw=(H, W))
     for views in (1, 3):

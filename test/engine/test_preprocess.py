@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from official_api import official_normalize_extrinsics, official_preprocess
 from PIL import Image
 
 from da3_ros.engine.preprocess import (
@@ -19,6 +18,7 @@ from da3_ros.engine.preprocess import (
     preprocess_torch,
 )
 from da3_ros.errors import ConfigError, InputError
+from official_api import official_normalize_extrinsics, official_preprocess
 
 DATA = Path('/work/shared/data')
 NUSCENES = sorted((DATA / 'nuscenes_mini_6cam_sample/samples').glob('*.jpg'))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from da3_ros.model import VARIANTS, build
+from random_weights import randomize_  # noqa: F401  (re-exported to the tests here)
 
 PARITY_TOL = 1e-4   # max |ours - official| / max |official|
 
@@ -100,22 +101,6 @@ def build_pair(name: str, shrink: dict[str, str] | None = None):
         official = create_object(cfg).eval()
     ours = build(spec).eval()
     return official, ours
-
-
-def randomize_(net: nn.Module, seed: int) -> nn.Module:
-    """Perturb every tensor so that no weight is at a symmetric default (zeros, ones)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        seen = set()
-        for name, p in net.state_dict(keep_vars=True).items():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            if name.endswith(('pos_embed', 'cls_token', 'camera_token')):
-                p.copy_(torch.randn(p.shape, generator=g))
-            else:
-                p.add_(0.02 * torch.randn(p.shape, generator=g))
-    return net
 
 
 def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
