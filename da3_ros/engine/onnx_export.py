@@ -4,7 +4,9 @@
 
 The graph (TorchScript exporter, `torch.onnx.export(dynamo=False)`, opset 18 by default):
 
-- input `images` (1, S, 3, H, W) float32, ImageNet-normalised;
+- input `images` (1, S, 3, H, W) float32, ImageNet-normalised; with `with_cameras=True` also
+  `pose_enc` (1, S, 9): the pose encoding of the (normalised) input cameras, computed on the
+  host by `da3_ros.model.camera.cameras_to_pose_encoding` (any-view models only);
 - any-view models (DualDPT head) output `depth` (1, S, H, W) model units, `depth_conf`
   (1, S, H, W) > 1, `extrinsics` (1, S, 3, 4) T_cam_world OpenCV axes, `intrinsics` (1, S, 3, 3)
   pixels of the network input;
@@ -21,8 +23,9 @@ Known limits:
 - batch is fixed to 1 (the view axis carries the frames of one rig);
 - the reference view is 'first': choosing it (official strategy for S >= 3) is a host-side step,
   the caller reorders the views before the call and restores the order after;
-- not in the graph: camera conditioning (extrinsics/intrinsics inputs), the ray -> pose path
-  (RANSAC), the sky fill of METRIC/MONO depth, and NESTED models (refused with ConfigError);
+- not in the graph: the pose encoding of camera inputs (quaternion extraction has boolean
+  indexing; it is a host step), the ray -> pose path (RANSAC), the sky fill of METRIC/MONO
+  depth, and NESTED models (refused with ConfigError);
 - models above ~1.8 GB of weights are written with external data in `<path>.data`.
 """
 from __future__ import annotations
@@ -45,6 +48,7 @@ from da3_ros.model.variants import PATCH_PX, ModelSpec
 log = logging.getLogger(__name__)
 
 INPUT_NAME = 'images'
+POSE_INPUT_NAME = 'pose_enc'
 ANYVIEW_OUTPUTS = ('depth', 'depth_conf', 'extrinsics', 'intrinsics')
 MONO_OUTPUTS = ('depth', 'sky')
 EXTERNAL_DATA_BYTES = 1_800_000_000   # protobuf's hard limit is 2 GiB per file
@@ -58,10 +62,10 @@ class ExportWrapper(nn.Module):
         self.net = net
         self.anyview = net.spec.head.kind == 'dualdpt'
 
-    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        # 'first': the reference view is chosen on the host; fill_sky (quantile, randint) is a
-        # host-side step after the graph.
-        out = self.net(images, ref_view_strategy='first', fill_sky=False)
+    def forward(self, images: Tensor, pose_enc: Tensor | None = None) -> tuple[Tensor, ...]:
+        # 'first': the official strategies need tokens from inside the network (data-dependent
+        # gather); fill_sky (quantile, randint) is a host-side step after the graph.
+        out = self.net(images, ref_view_strategy='first', fill_sky=False, pose_enc=pose_enc)
         if self.anyview:
             return out.depth, out.depth_conf, out.extrinsics, out.intrinsics
         return out.depth, out.sky
@@ -73,7 +77,7 @@ def output_names(spec: ModelSpec) -> tuple[str, ...]:
 
 
 def check_export_args(net: nn.Module, height: int, width: int, opset: int,
-                      max_views_hint: int) -> None:
+                      max_views_hint: int, with_cameras: bool = False) -> None:
     """Raise ConfigError for an unsupported network or size; see export_onnx."""
     spec = getattr(net, 'spec', None)
     if not isinstance(spec, ModelSpec):
@@ -87,10 +91,12 @@ def check_export_args(net: nn.Module, height: int, width: int, opset: int,
         raise ConfigError(f'opset must be >= 17 (LayerNormalization), got {opset!r}')
     if not isinstance(max_views_hint, int) or max_views_hint < 1:
         raise ConfigError(f'max_views_hint must be a positive int, got {max_views_hint!r}')
+    if with_cameras and not spec.has_camera:
+        raise ConfigError(f'{spec.name} has no camera encoder; export it without cameras')
 
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, height: int, width: int,
-                opset: int = 18, max_views_hint: int = 2,
+                opset: int = 18, max_views_hint: int = 2, with_cameras: bool = False,
                 progress: Callable[[str], None] | None = None) -> Path:
     """Export `net` (a DA3Net, eval mode, any device) to an ONNX file, written atomically.
 
@@ -100,12 +106,14 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, height: int, width: int
     opset: ONNX opset, >= 17
     max_views_hint: number of views of the example input used for tracing (>= 1; 2 is enough,
         the view axis is dynamic either way)
+    with_cameras: add the `pose_enc` input (camera-conditioned graph; any-view models with a
+        camera encoder). A file exported this way always needs cameras.
     progress: optional callback receiving one-line status messages
     returns the path of the written file
     """
     import onnx
 
-    check_export_args(net, height, width, opset, max_views_hint)
+    check_export_args(net, height, width, opset, max_views_hint, with_cameras)
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f'output folder {path.parent} does not exist')
@@ -115,8 +123,14 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, height: int, width: int
     device, dtype = params[0].device, params[0].dtype
     n_bytes = sum(p.numel() * 4 for p in params)
     wrapper = ExportWrapper(net).to('cpu', torch.float32).eval()
-    example = torch.zeros(1, max_views_hint, 3, height, width)
-    dynamic = {name: {1: 'views'} for name in (INPUT_NAME, *names)}
+    example = (torch.zeros(1, max_views_hint, 3, height, width),)
+    inputs = (INPUT_NAME,)
+    if with_cameras:
+        # identity rotation, unit translations, 60 degree field of view: a valid encoding
+        pose = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.047, 1.047])
+        example += (pose.repeat(1, max_views_hint, 1),)
+        inputs += (POSE_INPUT_NAME,)
+    dynamic = {name: {1: 'views'} for name in (*inputs, *names)}
     with tempfile.TemporaryDirectory(dir=path.parent, prefix='.onnx-export-') as tmp:
         raw = Path(tmp) / 'raw.onnx'
         say(f'tracing {net.spec.name} at {height}x{width}, opset {opset}')
@@ -124,8 +138,8 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, height: int, width: int
         try:
             with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
-                torch.onnx.export(wrapper, (example,), str(raw), dynamo=False,
-                                  input_names=[INPUT_NAME], output_names=list(names),
+                torch.onnx.export(wrapper, example, str(raw), dynamo=False,
+                                  input_names=list(inputs), output_names=list(names),
                                   opset_version=opset, dynamic_axes=dynamic,
                                   do_constant_folding=True)
         finally:
@@ -137,7 +151,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, height: int, width: int
         model = onnx.load(str(raw))
         meta = {'da3_ros_version': da3_ros.__version__, 'model': net.spec.name,
                 'height': str(height), 'width': str(width), 'opset': str(opset),
-                'input': INPUT_NAME, 'outputs': ','.join(names),
+                'inputs': ','.join(inputs), 'outputs': ','.join(names),
                 'dynamic_axes': 'views=1', 'batch': '1', 'ref_view_strategy': 'first'}
         del model.metadata_props[:]
         for key, value in meta.items():

@@ -17,7 +17,7 @@ from da3_ros.errors import CheckpointError, ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
-REQUIRED_METADATA = ('model', 'height', 'width', 'opset', 'input', 'outputs')
+REQUIRED_METADATA = ('model', 'height', 'width', 'opset', 'inputs', 'outputs')
 CPU = 'CPUExecutionProvider'
 
 
@@ -62,15 +62,22 @@ class OnnxModel:
         self.metadata: dict[str, str] = dict(meta)
         self.model_name = meta['model']
         self.height, self.width = int(meta['height']), int(meta['width'])
-        self.input_name = meta['input']
+        self.input_names: tuple[str, ...] = tuple(meta['inputs'].split(','))
         self.output_names: tuple[str, ...] = tuple(meta['outputs'].split(','))
+        graph_inputs = tuple(i.name for i in self.session.get_inputs())
         graph_outputs = tuple(o.name for o in self.session.get_outputs())
-        if graph_outputs != self.output_names:
-            raise CheckpointError(f'{self.path}: graph outputs {graph_outputs} differ from '
-                                  f'metadata outputs {self.output_names}')
+        if graph_inputs != self.input_names or graph_outputs != self.output_names:
+            raise CheckpointError(f'{self.path}: graph inputs/outputs {graph_inputs}/'
+                                  f'{graph_outputs} differ from its metadata '
+                                  f'{self.input_names}/{self.output_names}')
         self.check(expect_model, expect_hw)
         log.info('opened %s (%s, %dx%d) on %s', self.path, self.model_name, self.height,
                  self.width, self.session.get_providers())
+
+    @property
+    def with_cameras(self) -> bool:
+        """The graph takes a `pose_enc` input (camera-conditioned export)."""
+        return 'pose_enc' in self.input_names
 
     @property
     def providers(self) -> list[str]:
@@ -90,10 +97,13 @@ class OnnxModel:
                 raise CheckpointError(f'{self.path} was exported for {self.height}x{self.width} '
                                       f'(HxW), expected {expect_hw[0]}x{expect_hw[1]}')
 
-    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, images: np.ndarray, pose_enc: np.ndarray | None = None
+            ) -> dict[str, np.ndarray]:
         """Run the network.
 
         images: (1, S, 3, H, W) float32, ImageNet-normalised, S >= 1 views, (H, W) of the file
+        pose_enc: (1, S, 9) float32 camera pose encoding; required by (only by) files exported
+            with cameras
         returns {name: array} in the file's output order; any-view models: depth (1, S, H, W),
             depth_conf (1, S, H, W), extrinsics (1, S, 3, 4) T_cam_world, intrinsics
             (1, S, 3, 3) pixels; METRIC/MONO: depth (1, S, H, W) before sky fill, sky (1, S, H, W)
@@ -107,6 +117,15 @@ class OnnxModel:
         if (len(shape) != 5 or shape[0] != 1 or shape[1] < 1 or shape[2] != 3
                 or shape[3:] != (self.height, self.width)):
             raise InputError(f'images must be {want} for {self.path.name}, got {shape}')
-        outputs = self.session.run(list(self.output_names),
-                                   {self.input_name: np.ascontiguousarray(images)})
+        feeds = {'images': np.ascontiguousarray(images)}
+        if self.with_cameras != (pose_enc is not None):
+            raise InputError(f'{self.path.name} was exported '
+                             f'{"with" if self.with_cameras else "without"} camera input; '
+                             f'pose_enc {"missing" if pose_enc is None else "not accepted"}')
+        if pose_enc is not None:
+            if pose_enc.shape != (1, shape[1], 9) or pose_enc.dtype != np.float32:
+                raise InputError(f'pose_enc must be (1, {shape[1]}, 9) float32, got '
+                                 f'{pose_enc.shape} {pose_enc.dtype}')
+            feeds['pose_enc'] = np.ascontiguousarray(pose_enc)
+        outputs = self.session.run(list(self.output_names), feeds)
         return dict(zip(self.output_names, outputs, strict=True))

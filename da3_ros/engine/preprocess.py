@@ -58,7 +58,7 @@ def _nearest_multiple(x: int, p: int) -> int:
     return up if abs(up - x) <= abs(x - down) else down   # ties go up
 
 
-def _check_config(process_res: int, method: str) -> None:
+def check_resize_config(process_res: int, method: str) -> None:
     if method not in METHODS:
         raise ConfigError(f'process_res_method {method!r} is not one of {METHODS}')
     if isinstance(process_res, bool) or not isinstance(process_res, (int, np.integer)):
@@ -74,7 +74,7 @@ def plan_resize(h: int, w: int, process_res: int = 504,
     Raises ConfigError for an unknown method or process_res < 14, InputError for a zero-size
     image or one so elongated that a network side would be shorter than 14 px.
     """
-    _check_config(process_res, method)
+    check_resize_config(process_res, method)
     if h <= 0 or w <= 0:
         raise InputError(f'image size must be positive, got {h}x{w} (h x w)')
     side = max(h, w) if method.startswith('upper') else min(h, w)
@@ -196,7 +196,7 @@ def preprocess(images: list[np.ndarray], process_res: int = 504,
     returns Preprocessed with images (1, S, 3, H, W) float32 on the CPU; views of different
     network sizes are centre-cropped to the smallest H and the smallest W, as the official.
     """
-    _check_config(process_res, method)
+    check_resize_config(process_res, method)
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise InputError('images must be a non-empty list of (H, W, 3) uint8 arrays')
     for v, img in enumerate(images):

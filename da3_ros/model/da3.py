@@ -62,22 +62,28 @@ class DA3Net(nn.Module):
     def forward(self, x: Tensor, extrinsics: Tensor | None = None,
                 intrinsics: Tensor | None = None, use_ray_pose: bool = False,
                 ref_view_strategy: str = 'saddle_balanced', return_rays: bool = False,
-                fill_sky: bool = True) -> DA3Output:
+                fill_sky: bool = True, pose_enc: Tensor | None = None) -> DA3Output:
         """x: (B, S, 3, H, W); extrinsics: (B, S, 4, 4) T_cam_world normalised as the API does;
         intrinsics: (B, S, 3, 3) network-input pixels. Both or neither.
 
         fill_sky=False skips the official data-dependent sky fill of METRIC/MONO depth (an
-        exported graph stops before it; the host applies it)."""
+        exported graph stops before it; the host applies it).
+        pose_enc: (B, S, 9) pose encoding of the cameras, instead of extrinsics + intrinsics
+        (exported graphs take it as an input: its quaternion step has boolean indexing)."""
         check_images(x)
         B, S, _, H, W = x.shape
         cam_token = None
         if (extrinsics is None) != (intrinsics is None):
             raise InputError('camera conditioning needs both extrinsics and intrinsics')
         if extrinsics is not None:
+            if pose_enc is not None:
+                raise InputError('give extrinsics + intrinsics or pose_enc, not both')
+            pose_enc = cameras_to_pose_encoding(extrinsics, intrinsics, (H, W))
+        if pose_enc is not None:
             if not self.spec.has_camera:
                 raise ConfigError(f'{self.spec.name} has no camera encoder')
             with torch.autocast(x.device.type, enabled=False):
-                cam_token = self.cam_enc(cameras_to_pose_encoding(extrinsics, intrinsics, (H, W)))
+                cam_token = self.cam_enc(pose_enc.float())
         feats = self.backbone(x, cam_token, ref_view_strategy)
         flat = [f.reshape(B * S, f.shape[2], f.shape[3]) for f in feats.features]
         with torch.autocast(x.device.type, enabled=False):

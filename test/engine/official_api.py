@@ -115,3 +115,29 @@ def official_normalize_extrinsics(T_cam_world: np.ndarray) -> np.ndarray:
     ex_t = torch.from_numpy(np.asarray(T_cam_world)).float()[None]
     out = api_class()._normalize_extrinsics(None, ex_t.clone())
     return out[0].numpy()
+
+
+def official_api(official_net: torch.nn.Module, model_name: str):
+    """A `DepthAnything3` around an already built official network, with its forward in fp32.
+
+    The official `forward` autocasts to fp16 on CPU (da3-model.md §7.6); for parity the wrapped
+    network is called directly, as §9 recommends. Everything else (`inference`: preprocessing,
+    extrinsics normalisation, output processing, Umeyama alignment) is the official code.
+    """
+    cls = api_class()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        from depth_anything_3.utils.io.output_processor import OutputProcessor
+    api = cls.__new__(cls)
+    torch.nn.Module.__init__(api)
+    api.model_name, api.model, api.device = model_name, official_net.eval(), None
+    api.input_processor, api.output_processor = input_processor(), OutputProcessor()
+
+    def forward_fp32(image, extrinsics=None, intrinsics=None, export_feat_layers=None,
+                     infer_gs=False, use_ray_pose=False, ref_view_strategy='saddle_balanced'):
+        with torch.no_grad():
+            return api.model(image, extrinsics, intrinsics, export_feat_layers, infer_gs,
+                             use_ray_pose, ref_view_strategy)
+
+    api.forward = forward_fp32
+    return api

@@ -1,0 +1,44 @@
+"""ONNX Runtime backend: an exported da3_ros graph (see onnx_export) behind the Backend contract.
+
+    backend = OnnxBackend('da3-small_280x504.onnx', providers=['CUDAExecutionProvider'])
+
+The graph has a fixed (H, W) and reference view 'first'; a file exported with cameras takes
+the pose encoding computed here. Inputs cross to the host as numpy (ONNX Runtime's numpy API).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from da3_ros.engine.backend import GraphBackend
+from da3_ros.engine.onnx_runtime import OnnxModel
+from da3_ros.model.da3 import DA3Output
+from da3_ros.model.variants import get_spec
+
+
+class OnnxBackend(GraphBackend):
+    """path: .onnx from export_onnx; providers: ONNX Runtime providers in priority order;
+    expect_model: refuse a file of another model (CheckpointError)."""
+
+    name = 'onnxruntime'
+
+    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None,
+                 expect_model: str | None = None):
+        self.model = OnnxModel(path, providers, expect_model=expect_model)
+        self.spec = get_spec(self.model.model_name)
+        self.device = torch.device('cpu')
+        self.network_hw = (self.model.height, self.model.width)
+        self.supports_cameras = self.model.with_cameras
+
+    def infer(self, images: Tensor, extrinsics: Tensor | None = None,
+              intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'first',
+              use_ray_pose: bool = False, return_rays: bool = False) -> DA3Output:
+        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays)
+        feeds = self.graph_inputs(images.cpu(), extrinsics, intrinsics)
+        pose_enc = feeds.get('pose_enc')
+        out = self.model.run(feeds['images'].numpy(),
+                             None if pose_enc is None else pose_enc.numpy().astype(np.float32))
+        return self.to_output({k: torch.from_numpy(v) for k, v in out.items()})

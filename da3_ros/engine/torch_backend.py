@@ -1,0 +1,82 @@
+"""PyTorch backend: the da3_ros network in eager mode on CPU or CUDA.
+
+    backend = TorchBackend.from_pretrained('depth-anything/DA3-SMALL', device='cuda',
+                                           precision='bf16')
+
+Precision 'fp32' runs everything in float32. 'bf16' / 'fp16' autocast the backbone as the
+official API does (camera encoder, heads, camera decoder and ray solver stay float32 inside
+the network), so outputs differ from fp32 by the usual reduced-precision error.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor, nn
+
+from da3_ros.engine.backend import REF_VIEW_STRATEGIES, Backend
+from da3_ros.errors import ConfigError
+from da3_ros.model.da3 import DA3Output, NestedDA3Net
+
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """torch.device of a name, refusing CUDA when it is not available."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f'unknown device {device!r}: {err}') from err
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ConfigError(f'device {device!r} requested but CUDA is not available')
+    if dev.type not in ('cpu', 'cuda'):
+        raise ConfigError(f'device must be cpu or cuda[:N], got {device!r}')
+    return dev
+
+
+class TorchBackend(Backend):
+    """Runs a DA3Net / NestedDA3Net (weights already loaded) on one device.
+
+    net: the network; moved to `device` and put in eval mode
+    device: 'cpu', 'cuda' or 'cuda:N'
+    precision: 'fp32', 'bf16' or 'fp16' (autocast of the backbone, as the official API)
+    """
+
+    name = 'torch'
+    ref_view_strategies = REF_VIEW_STRATEGIES
+    default_ref_view_strategy = 'saddle_balanced'    # the official default
+    supports_ray_pose = True
+    supports_rays = True
+
+    def __init__(self, net: nn.Module, device: str | torch.device = 'cpu',
+                 precision: str = 'fp32'):
+        if precision not in PRECISIONS:
+            raise ConfigError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
+        self.device = resolve_device(device)
+        if self.device.type == 'cpu' and precision == 'fp16':
+            raise ConfigError('fp16 autocast on CPU is not supported; use fp32 or bf16')
+        self.precision = precision
+        self.net = net.to(self.device).eval().requires_grad_(False)
+        self.spec = net.spec
+        self.supports_cameras = isinstance(net, NestedDA3Net) or net.spec.has_camera
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, device: str | torch.device = 'cpu',
+                        precision: str = 'fp32') -> TorchBackend:
+        """Load official weights (HF id or local folder) straight onto `device`."""
+        from da3_ros.model.checkpoint import load
+        return cls(load(name_or_dir, device=resolve_device(device)), device, precision)
+
+    def infer(self, images: Tensor, extrinsics: Tensor | None = None,
+              intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'saddle_balanced',
+              use_ray_pose: bool = False, return_rays: bool = False) -> DA3Output:
+        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays)
+        dtype = PRECISIONS[self.precision]
+        to = {'device': self.device, 'dtype': torch.float32}
+        x = images.to(**to)
+        extrinsics = None if extrinsics is None else extrinsics.to(**to)
+        intrinsics = None if intrinsics is None else intrinsics.to(**to)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype,
+                                                    enabled=dtype is not None):
+            return self.net(x, extrinsics, intrinsics, use_ray_pose, ref_view_strategy,
+                            return_rays)

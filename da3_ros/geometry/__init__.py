@@ -1,0 +1,1 @@
+"""Pure geometry (numpy/torch, no rclpy): alignment, transforms, projection."""

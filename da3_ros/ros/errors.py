@@ -1,0 +1,35 @@
+"""Why a message was dropped: one exception class per concern, each with a short `cause` key.
+
+`cause` is a stable snake_case string meant as a diagnostics counter key (``drops[err.cause]``);
+the message text names the offending values for the log.
+"""
+
+from da3_ros.errors import InputError
+
+
+class MessageError(InputError):
+    """A ROS message cannot be used; `cause` says why in one counter-friendly word."""
+
+    def __init__(self, cause: str, detail: str):
+        super().__init__(f'{cause}: {detail}')
+        self.cause = cause
+
+
+class ImageError(MessageError):
+    """An Image/CompressedImage is malformed (encoding, step, size, codec)."""
+
+
+class CameraInfoError(MessageError):
+    """A CameraInfo holds no usable pinhole model (NaN, non-positive focal, bad size)."""
+
+
+class CloudError(MessageError):
+    """Inputs to a point cloud disagree in shape, or a PointCloud2 cannot be decoded."""
+
+
+class SyncError(MessageError):
+    """The synchroniser rejected an incoming message (duplicate or out-of-order stamp)."""
+
+
+class TfError(MessageError):
+    """A transform is malformed, or a lookup cannot be answered from the buffer."""

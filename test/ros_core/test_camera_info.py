@@ -1,0 +1,102 @@
+"""CameraInfo <-> Pinhole, on nuScenes' calibrated CAM_FRONT K, and every rejected case."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
+
+from da3_ros.ros.camera_info import Pinhole, camera_info_to_pinhole, pinhole_to_camera_info
+from da3_ros.ros.errors import CameraInfoError
+
+CALIBRATION = Path('/work/shared/data/nuscenes_mini_6cam_sample/calibration.json')
+
+
+@pytest.fixture(scope='module')
+def K_front() -> np.ndarray:
+    cams = json.loads(CALIBRATION.read_text())['cameras']
+    return np.array(cams['CAM_FRONT']['cam2img'], dtype=np.float64)
+
+
+def test_round_trip_at_published_resolution(K_front):
+    header = Header(frame_id='cam_front_optical')
+    header.stamp.sec = 42
+    D = np.array([0.1, -0.05, 0.001, 0.0, 0.002])
+    msg = pinhole_to_camera_info(Pinhole(K_front, 900, 1600), header, D)
+    assert (msg.height, msg.width, msg.distortion_model) == (900, 1600, 'plumb_bob')
+    assert msg.header == header and msg.header is not header
+    np.testing.assert_array_equal(np.reshape(msg.k, (3, 3)), K_front)
+    np.testing.assert_array_equal(np.reshape(msg.r, (3, 3)), np.eye(3))
+    P_expected = np.hstack([K_front, np.zeros((3, 1))])
+    np.testing.assert_array_equal(np.reshape(msg.p, (3, 4)), P_expected)
+    np.testing.assert_array_equal(msg.d, D)
+    back = camera_info_to_pinhole(msg)
+    assert (back.height, back.width) == (900, 1600)
+    np.testing.assert_array_equal(back.K, K_front)
+    assert K_front[0, 0] == pytest.approx(1266.417, abs=1e-3)  # the README's value
+
+
+def test_pinhole_owns_a_read_only_copy(K_front):
+    K = K_front.copy()
+    pinhole = Pinhole(K, 900, 1600)
+    K[0, 0] = -1.0
+    assert pinhole.K[0, 0] > 0
+    with pytest.raises(ValueError):
+        pinhole.K[0, 0] = 1.0
+
+
+def info(k=(500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0), height=480, width=640,
+         **extra) -> CameraInfo:
+    msg = CameraInfo(height=height, width=width, k=list(k))
+    for key, value in extra.items():
+        setattr(msg, key, value)
+    return msg
+
+
+def with_k(index: int, value: float) -> CameraInfo:
+    k = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
+    k[index] = value
+    return info(k)
+
+
+def with_roi(width: int, height: int) -> CameraInfo:
+    msg = info()
+    msg.roi.width, msg.roi.height = width, height
+    return msg
+
+
+BAD = [
+    (lambda: with_k(0, float('nan')), 'nan_intrinsics'),
+    (lambda: with_k(2, float('inf')), 'nan_intrinsics'),
+    (lambda: with_k(4, float('-inf')), 'nan_intrinsics'),
+    (lambda: with_k(0, 0.0), 'bad_focal'),
+    (lambda: with_k(4, -500.0), 'bad_focal'),
+    (lambda: info(k=[0.0] * 9), 'uncalibrated'),
+    (lambda: with_k(8, 2.0), 'bad_k_matrix'),
+    (lambda: with_k(3, 1.0), 'bad_k_matrix'),
+    (lambda: info(height=0), 'bad_size'),
+    (lambda: info(width=0), 'bad_size'),
+    (lambda: info(binning_x=2), 'unsupported_roi'),
+    (lambda: with_roi(320, 240), 'unsupported_roi'),
+]
+
+
+@pytest.mark.parametrize(('make', 'cause'), BAD)
+def test_bad_camera_info_gives_cause(make, cause):
+    with pytest.raises(CameraInfoError) as err:
+        camera_info_to_pinhole(make())
+    assert err.value.cause == cause
+
+
+def test_full_frame_roi_is_accepted():
+    assert camera_info_to_pinhole(with_roi(640, 480)).width == 640
+
+
+def test_image_size_must_match_info():
+    pinhole = camera_info_to_pinhole(info())
+    pinhole.check_image_size(480, 640)
+    with pytest.raises(CameraInfoError) as err:
+        pinhole.check_image_size(240, 320)
+    assert err.value.cause == 'info_size_mismatch'
