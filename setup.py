@@ -27,6 +27,7 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
     ],
-    entry_points={'console_scripts': [f'da3-ros = {PACKAGE}.cli:main']},
+    entry_points={'console_scripts': [f'da3-ros = {PACKAGE}.cli:main',
+                                      f'depth_node = {PACKAGE}.nodes.depth_node:main']},
     zip_safe=False,
 )

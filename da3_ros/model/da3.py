@@ -1,6 +1,7 @@
 """DepthAnything3Net and NestedDepthAnything3Net: wiring of backbone, heads and cameras."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import torch
@@ -18,6 +19,19 @@ from da3_ros.model.camera import (
 from da3_ros.model.heads import DPT, GSDPT, DualDPT
 from da3_ros.model.ray_pose import rays_to_cameras
 from da3_ros.model.variants import PATCH_PX, ModelSpec, NestedSpec, get_spec
+
+HEAD_CHUNK_FRAMES = 8   # the official heads run 8 frames at a time (memory), as here
+
+
+def _run_head(head: nn.Module, flat: list[Tensor], H: int, W: int):
+    """The dense head over B*S frames, 8 frames at a time like the official (the head is
+    per-frame, so chunking is exact); one pass when tracing, so exported graphs have no loop."""
+    n = flat[0].shape[0]
+    if n <= HEAD_CHUNK_FRAMES or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return head(flat, H, W)
+    parts = [head([f[i:i + HEAD_CHUNK_FRAMES] for f in flat], H, W)
+             for i in range(0, n, HEAD_CHUNK_FRAMES)]
+    return type(parts[0])(*(torch.cat(items) for items in zip(*parts, strict=True)))
 
 
 class DA3Output(NamedTuple):
@@ -49,6 +63,7 @@ class DA3Net(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
+        self.fast_heads = False
         bb, hd = spec.backbone, spec.head
         self.backbone = Backbone(bb)
         head_cls = DualDPT if hd.kind == 'dualdpt' else DPT
@@ -86,11 +101,14 @@ class DA3Net(nn.Module):
                 cam_token = self.cam_enc(pose_enc.float())
         feats = self.backbone(x, cam_token, ref_view_strategy)
         flat = [f.reshape(B * S, f.shape[2], f.shape[3]) for f in feats.features]
-        with torch.autocast(x.device.type, enabled=False):
+        # The official runs heads and the camera decoder in fp32 whatever the outer autocast;
+        # fast_heads lets an outer autocast reach them (faster on GPUs, not bit-comparable).
+        fp32 = nullcontext() if self.fast_heads else torch.autocast(x.device.type, enabled=False)
+        with fp32:
             if self.spec.head.kind == 'dpt':
-                depth, sky = (t.reshape(B, S, H, W) for t in self.head(flat, H, W))
+                depth, sky = (t.reshape(B, S, H, W) for t in _run_head(self.head, flat, H, W))
                 return DA3Output(postprocess.fill_sky(depth, sky) if fill_sky else depth, sky=sky)
-            out = self.head(flat, H, W)
+            out = _run_head(self.head, flat, H, W)
             depth, conf = out.depth.reshape(B, S, H, W), out.depth_conf.reshape(B, S, H, W)
             ray = out.ray.reshape((B, S) + out.ray.shape[1:])
             ray_conf = out.ray_conf.reshape((B, S) + out.ray_conf.shape[1:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -30,7 +31,8 @@ class Permute(nn.Module):
 
 def add_uv(x: Tensor, H: int, W: int) -> Tensor:
     """Add the UV embedding of x's (h, w) grid for an H x W image; x: (N, C, h, w)."""
-    return x + uv_embed(x.shape[-2], x.shape[-1], x.shape[1], W / H, x.dtype, x.device)[None]
+    uv = uv_embed(x.shape[-2], x.shape[-1], x.shape[1], W / H, torch.float32, x.device)
+    return x + uv.to(x.dtype)[None]
 
 
 class DPTTrunk(nn.Module):

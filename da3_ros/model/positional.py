@@ -5,7 +5,6 @@ no interpolate-with-scale-factor, no data-dependent table lengths, no Python-sid
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -16,26 +15,27 @@ UV_OMEGA_BASE = 100.0
 UV_RATIO = 0.1
 
 
-def _cubic_weights(t: np.ndarray) -> np.ndarray:
+def _cubic_weights(t: Tensor) -> Tensor:
     """Keys cubic weights of the 4 taps at offsets -1, 0, 1, 2 for fractional positions t (N,)."""
     a = _CUBIC_A
-    d = np.stack([t + 1.0, t, 1.0 - t, 2.0 - t], axis=1)
+    d = torch.stack([t + 1.0, t, 1.0 - t, 2.0 - t], dim=1)
     near = ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0
     far = ((a * d - 5.0 * a) * d + 8.0 * a) * d - 4.0 * a
-    return np.where(d <= 1.0, near, far)
+    return torch.where(d <= 1.0, near, far)
 
 
-def bicubic_resize_matrix(n_out: int, n_in: int) -> np.ndarray:
+def bicubic_resize_matrix(n_out: int, n_in: int, device=None) -> Tensor:
     """(n_out, n_in) float64 matrix equal to F.interpolate(mode='bicubic', align_corners=False)
-    with scale_factor (n_out + 0.1) / n_in along one axis (borders clamped)."""
+    with scale_factor (n_out + 0.1) / n_in along one axis (borders clamped).
+
+    Torch ops only, so torch.compile and CUDA graphs keep it in the graph (no host copy)."""
     scale = n_in / (n_out + _POS_EMBED_OFFSET)
-    src = (np.arange(n_out) + 0.5) * scale - 0.5
-    base = np.floor(src)
+    src = (torch.arange(n_out, dtype=torch.float64, device=device) + 0.5) * scale - 0.5
+    base = torch.floor(src)
     weights = _cubic_weights(src - base)
-    taps = np.clip(base[:, None].astype(int) + np.arange(-1, 3)[None, :], 0, n_in - 1)
-    out = np.zeros((n_out, n_in))
-    np.add.at(out, (np.repeat(np.arange(n_out), 4), taps.ravel()), weights.ravel())
-    return out
+    taps = (base[:, None].long() + torch.arange(-1, 3, device=device)[None, :]).clamp(0, n_in - 1)
+    out = torch.zeros(n_out, n_in, dtype=torch.float64, device=device)
+    return out.scatter_add_(1, taps, weights)
 
 
 def resize_pos_embed(pos_embed: Tensor, ph: int, pw: int, grid: int = 37) -> Tensor:
@@ -49,10 +49,8 @@ def resize_pos_embed(pos_embed: Tensor, ph: int, pw: int, grid: int = 37) -> Ten
     if ph == grid and pw == grid:
         return pos_embed
     patch = pos_embed[0, 1:].float().reshape(grid, grid, -1)
-    rows = torch.as_tensor(bicubic_resize_matrix(ph, grid), dtype=torch.float32,
-                           device=pos_embed.device)
-    cols = torch.as_tensor(bicubic_resize_matrix(pw, grid), dtype=torch.float32,
-                           device=pos_embed.device)
+    rows = bicubic_resize_matrix(ph, grid, pos_embed.device).float()
+    cols = bicubic_resize_matrix(pw, grid, pos_embed.device).float()
     resized = torch.einsum('yi,ijc,xj->yxc', rows, patch, cols).reshape(1, ph * pw, -1)
     cls = pos_embed[:, :1].float()
     return torch.cat([cls, resized], dim=1).to(pos_embed.dtype)

@@ -3,16 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from official_nets import (  # noqa: F401  (re-exported to the tests here)
-    PARITY_TOL,
-    SHRUNK,
-    assert_outputs_match,
-    build_pair,
-    no_init,
-    official_config,
-    rel_err,
-)
-from random_weights import randomize_  # noqa: F401
+from official_nets import build_pair
+from random_weights import randomize_
 
 
 @pytest.fixture(scope='module')

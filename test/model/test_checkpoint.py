@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
-from conftest import assert_outputs_match, build_pair, randomize_
 from da3_ros.errors import CheckpointError
 from da3_ros.model import load, save
+from official_nets import assert_outputs_match, build_pair
+from random_weights import randomize_
 
 ANYVIEW_KEYS = ('depth', 'depth_conf', 'extrinsics', 'intrinsics')
 

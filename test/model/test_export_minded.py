@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import build_pair, rel_err
 from da3_ros.model import build
 from da3_ros.model.positional import apply_rope, resize_pos_embed, rope_tables
+from official_nets import build_pair, rel_err
 
 PACKAGE = Path(__file__).resolve().parents[2] / 'da3_ros'
 

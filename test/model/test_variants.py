@@ -6,9 +6,9 @@ import warnings
 import pytest
 import torch
 
-from conftest import no_init, official_config
 from da3_ros.errors import ConfigError
 from da3_ros.model import HF_REPOS, VARIANTS, build, get_spec
+from official_nets import no_init, official_config
 
 # Deduplicated parameter counts and key counts in the official files (da3-model.md §1.4).
 EXPECTED = {

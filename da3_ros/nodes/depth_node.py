@@ -1,0 +1,316 @@
+"""Depth node: N synchronised cameras -> one multi-view DA3 call -> depth, clouds, poses.
+
+    ros2 run da3_ros depth_node --ros-args --params-file config/depth_nuscenes_6cam.yaml
+
+Parameters: da3_ros/ros/depth_params.py. Per camera <ns> it subscribes <ns>/image_raw (or
+.../compressed) and <ns>/camera_info and publishes <ns>/da3/{depth, confidence, camera_info,
+points, depth_colorized}; for the rig da3/points (fused), da3/rig_depth, /tf (DA3 poses as
+<frame>_da3) and /diagnostics.
+
+Threads: the executor thread converts each image on arrival (so a bad message is dropped
+alone) and feeds the synchroniser; one worker thread runs the network on the newest complete
+set. While the worker is busy, one newer set waits; a set overtaken by a newer one is dropped
+with cause 'busy'. Nothing a message contains can stop the node: every error is counted by
+cause in /diagnostics and logged at most once per cause per log_throttle_s.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from da3_ros.errors import ConfigError
+from da3_ros.msg import RigDepth
+from da3_ros.ros import qos
+from da3_ros.ros.camera_info import camera_info_to_pinhole
+from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions, build_outputs
+from da3_ros.ros.depth_params import check_model_for_mode, declare_depth_params
+from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics
+from da3_ros.ros.errors import MessageError, SyncError, TfError
+from da3_ros.ros.image_conversion import compressed_to_rgb, copy_header, image_to_rgb
+from da3_ros.ros.rig_calibration import extrinsics_from_tf, load_rig_calibration
+from da3_ros.ros.tf_buffer import TfBroadcaster, TfBuffer, TfListener
+from da3_ros.ros.time_sync import ApproximateTimeSync, SyncedSet, stamp_to_ns
+
+PER_CAMERA = {'depth': Image, 'confidence': Image, 'camera_info': CameraInfo,
+              'cloud': PointCloud2, 'colorized_depth': Image}
+TOPIC_NAMES = {'depth': 'depth', 'confidence': 'confidence', 'camera_info': 'camera_info',
+               'cloud': 'points', 'colorized_depth': 'depth_colorized'}
+
+
+def _make_predictor(cfg):
+    """The configured Predictor; loading errors become ConfigErrors naming the parameter."""
+    from da3_ros.engine.factory import make_predictor
+    if cfg.device.startswith('cuda'):
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError(f"parameter 'device': {cfg.device!r} but CUDA is not available")
+    try:
+        return make_predictor(cfg.model, cfg.backend, cfg.device, cfg.precision, cfg.model_file,
+                              process_res=cfg.process_res, method=cfg.process_res_method,
+                              align_to_input_scale=cfg.metric_mode != 'relative')
+    except Exception as err:  # missing folder, unknown HF id, bad engine file, ...
+        raise ConfigError(f"parameter 'model' ({cfg.model!r}, backend {cfg.backend}): "
+                          f'{type(err).__name__}: {err}') from err
+
+
+class DepthNode(Node):
+    def __init__(self, predictor=None):
+        super().__init__('da3_depth')
+        self.cfg = cfg = declare_depth_params(self)
+        self.calibration = None
+        if cfg.rig_source == 'yaml':
+            try:
+                self.calibration = load_rig_calibration(cfg.rig_calibration_file)
+                self.calibration.extrinsics([c.name for c in cfg.cameras])
+            except ConfigError as err:
+                raise ConfigError(f"parameter 'rig.calibration_file': {err}") from err
+        self.predictor = predictor or _make_predictor(cfg)
+        backend = self.predictor.backend
+        check_model_for_mode(cfg, backend.model_name, backend.is_anyview,
+                             backend.supports_cameras)
+        self.options = OutputOptions(cfg.publish, cfg.output_resolution, cfg.cloud,
+                                     cfg.remove_sky, cfg.fused_voxel_size_m,
+                                     cfg.pose_frame_suffix, backend.model_name)
+        names = [c.name for c in cfg.cameras]
+        self.diag = DepthDiagnostics(names)
+        self.throttle = CauseThrottle(cfg.log_throttle_s)
+        self.sync = ApproximateTimeSync(len(names), cfg.slop_ns, cfg.queue_size,
+                                        cfg.max_wait_ns)
+        self.infos = {}  # camera name -> latest valid Pinhole
+        self.tf_buffer = TfBuffer()
+        self._tf_listener = TfListener(self, self.tf_buffer)
+        self.tf_out = TfBroadcaster(self) if 'tf' in cfg.publish else None
+
+        out_qos = qos.reliable(10) if cfg.reliable_outputs else qos.SENSOR_DATA
+        self.cam_pubs = [{out: self.create_publisher(PER_CAMERA[out],
+                                                     f'{c.output_prefix}/{TOPIC_NAMES[out]}',
+                                                     out_qos)
+                          for out in PER_CAMERA if out in cfg.publish} for c in cfg.cameras]
+        ns = cfg.output_namespace
+        self.fused_pub = (self.create_publisher(PointCloud2, f'{ns}/points', out_qos)
+                          if 'fused_cloud' in cfg.publish else None)
+        self.rig_pub = (self.create_publisher(RigDepth, f'{ns}/rig_depth', out_qos)
+                        if 'rig_depth' in cfg.publish else None)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.reliable(10))
+
+        in_qos = qos.reliable(cfg.queue_size) if cfg.reliable_inputs else qos.SENSOR_DATA
+        for i, cam in enumerate(cfg.cameras):
+            kind = CompressedImage if cam.compressed else Image
+            self.create_subscription(kind, cam.image_topic,
+                                     lambda m, i=i: self._on_image(i, m), in_qos)
+            self.create_subscription(CameraInfo, cam.info_topic,
+                                     lambda m, i=i: self._on_info(i, m), in_qos)
+
+        self._pending = None  # (SyncedSet, perf_counter at sync) waiting for the worker
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._worker = threading.Thread(target=self._work, name='da3_worker', daemon=True)
+        self._worker.start()
+        self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+        self.get_logger().info(
+            f'{backend.model_name} on {cfg.backend}/{cfg.device}, {len(names)} cameras '
+            f'{names}, metric_mode {cfg.metric_mode}, pose_conditioning {cfg.pose_conditioning}')
+
+    # ---- executor thread: inputs -------------------------------------------------------
+    def _warn(self, cause: str, text: str) -> None:
+        if self.throttle.should_log(cause):
+            self.get_logger().warning(f'dropped ({cause}): {text}; further drops of this '
+                                      f'cause are counted in /diagnostics')
+
+    def _on_image(self, index: int, msg) -> None:
+        cam = self.cfg.cameras[index]
+        self.diag.image_received(cam.name)
+        start = time.perf_counter()
+        try:
+            rgb = compressed_to_rgb(msg) if cam.compressed else image_to_rgb(msg)
+            if not msg.header.frame_id:
+                raise MessageError('no_frame_id', 'header.frame_id is empty')
+            self.diag.stage('convert', time.perf_counter() - start)
+            start = time.perf_counter()
+            sets = self.sync.add(index, stamp_to_ns(msg.header.stamp),
+                                 (copy_header(msg.header), rgb))
+            self.diag.stage('sync', time.perf_counter() - start)
+        except SyncError as err:  # counted by the synchroniser itself
+            self._warn(err.cause, f'{cam.name}: {err}')
+            return
+        except MessageError as err:
+            self.diag.drop(err.cause, cam.name)
+            self._warn(err.cause, f'{cam.name}: {err}')
+            return
+        except Exception as err:  # never die on a message
+            self.diag.drop('conversion_error', cam.name)
+            self._warn('conversion_error', f'{cam.name}: {type(err).__name__}: {err}')
+            return
+        for synced in sets:
+            self._submit(synced)
+
+    def _on_info(self, index: int, msg: CameraInfo) -> None:
+        cam = self.cfg.cameras[index]
+        self.diag.info_received(cam.name)
+        try:
+            self.infos[cam.name] = camera_info_to_pinhole(msg)
+        except MessageError as err:
+            self.diag.drop(err.cause, cam.name)
+            self._warn(err.cause, f'{cam.name} CameraInfo: {err}')
+
+    def _submit(self, synced: SyncedSet) -> None:
+        self.diag.synced()
+        with self._wake:
+            if self._pending is not None:
+                self.diag.drop('busy')
+                self._warn('busy', 'the network is still busy; kept only the newest set')
+            self._pending = (synced, time.perf_counter())
+            self._wake.notify()
+
+    # ---- worker thread: network and outputs --------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while self._pending is None and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                (synced, synced_at), self._pending = self._pending, None
+            self.diag.stage('queue_wait', time.perf_counter() - synced_at)
+            try:
+                self._process(synced)
+                self.diag.stage('total', time.perf_counter() - synced_at)
+                self.diag.processed()
+            except MessageError as err:
+                self.diag.drop(err.cause)
+                self._warn(err.cause, str(err))
+            except Exception as err:  # a failing set must not stop the worker
+                self.diag.drop('processing_error')
+                self._warn('processing_error', f'{type(err).__name__}: {err}')
+
+    def _intrinsics(self, inputs: list[CameraInput]) -> np.ndarray:
+        """(S, 3, 3) from the latest valid CameraInfo (else the calibration YAML's K)."""
+        Ks = []
+        for cam in inputs:
+            pinhole = self.infos.get(cam.name)
+            if pinhole is not None:
+                pinhole.check_image_size(*cam.rgb.shape[:2])
+                Ks.append(pinhole.K)
+            elif self.calibration and self.calibration.cameras[cam.name].K is not None:
+                Ks.append(self.calibration.cameras[cam.name].K)
+            else:
+                raise MessageError('no_camera_info', f'{cam.name} has no valid CameraInfo yet')
+        return np.stack(Ks)
+
+    def _extrinsics(self, inputs: list[CameraInput]) -> np.ndarray:
+        """(S, 4, 4) world(= rig.base_frame) -> camera, from the YAML or /tf_static."""
+        if self.calibration is not None:
+            return self.calibration.extrinsics([c.name for c in inputs])
+        try:
+            return extrinsics_from_tf(self.tf_buffer, self.cfg.rig_base_frame,
+                                      [c.header.frame_id for c in inputs])
+        except TfError as err:
+            raise MessageError('no_rig_tf', str(err)) from err
+
+    def _T_from_world(self, frame: str, world: str, stamp_ns: int):
+        """T_frame_world, identity when equal, else from TF (None and counted if unknown)."""
+        if frame == world:
+            return np.eye(4)
+        try:
+            return self.tf_buffer.lookup(frame, world, stamp_ns, self.cfg.tf_tolerance_ns)
+        except TfError as err:
+            self.diag.drop(f'tf_{err.cause}')
+            self._warn(f'tf_{err.cause}', f'{world} -> {frame}: {err}')
+            return None
+
+    def _process(self, synced: SyncedSet) -> None:
+        cfg = self.cfg
+        inputs = [CameraInput(c.name, header, rgb)
+                  for c, (header, rgb) in zip(cfg.cameras, synced.items, strict=True)]
+        K = self._intrinsics(inputs) if cfg.needs_intrinsics else None
+        T = self._extrinsics(inputs) if cfg.needs_extrinsics else None
+        start = time.perf_counter()
+        pred = self.predictor.predict([c.rgb for c in inputs], K, T)
+        self.diag.stage('inference', time.perf_counter() - start)
+        start = time.perf_counter()
+        world = cfg.rig_base_frame if T is not None else inputs[0].header.frame_id
+        fixed = cfg.fixed_frame or world
+        parent = cfg.pose_parent_frame or fixed
+        frames = Frames(fixed, self._T_from_world(fixed, world, synced.stamp_ns), parent,
+                        self._T_from_world(parent, world, synced.stamp_ns), T is None)
+        out = build_outputs(pred, inputs, synced.stamp_ns, frames, self.options)
+        self.diag.stage('outputs', time.perf_counter() - start)
+        start = time.perf_counter()
+        for pubs, cam_out in zip(self.cam_pubs, out.cameras, strict=True):
+            for name, pub in pubs.items():
+                if getattr(cam_out, name) is not None:
+                    pub.publish(getattr(cam_out, name))
+        if self.fused_pub is not None and out.fused_cloud is not None:
+            self.fused_pub.publish(out.fused_cloud)
+        if self.tf_out is not None and out.transforms:
+            self.tf_out.send(out.transforms)
+        if self.rig_pub is not None and out.rig_depth is not None:
+            self.rig_pub.publish(out.rig_depth)
+        self.diag.stage('publish', time.perf_counter() - start)
+
+    # ---- diagnostics ---------------------------------------------------------------------
+    def _readiness(self) -> dict[str, str]:
+        """Whether the next set has what it needs: CameraInfo per camera, rig TF frames."""
+        infos = not self.cfg.needs_intrinsics or self.calibration is not None or all(
+            c.name in self.infos for c in self.cfg.cameras)
+        values = {'camera_info.ready': str(infos).lower()}
+        ready = infos
+        if self.cfg.rig_source == 'tf':
+            base = self.cfg.rig_base_frame
+            connected = 0
+            for frame in self.tf_buffer.frames() - {base}:
+                try:
+                    self.tf_buffer.lookup(frame, base)
+                    connected += 1
+                except TfError:
+                    pass
+            values['rig_tf.frames'] = str(connected)
+            ready = ready and connected >= len(self.cfg.cameras)
+        values['ready'] = str(ready).lower()
+        return values
+
+    def _publish_diagnostics(self) -> None:
+        header = Header(stamp=self.get_clock().now().to_msg())
+        extra = {**self._readiness(), 'sync.pending': str(self.sync.pending())}
+        self.diag_pub.publish(self.diag.to_message(header, self.get_name(), self.sync.drops,
+                                                   extra))
+
+    def destroy_node(self):
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = DepthNode()
+    except ConfigError as err:
+        rclpy.logging.get_logger('da3_depth').fatal(f'bad parameter, not starting: {err}')
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""One Prediction over a synchronised camera set -> every message the depth node publishes.
+
+Per camera (header = the input image's stamp and optical frame):
+- depth 32FC1 (metres when Prediction.is_metric, NaN = invalid) and confidence 32FC1;
+- CameraInfo whose K and size are those of the published depth (network resolution: the
+  prediction's K; input resolution: depth_at_input + K_input), D = 0 (the depth is a pinhole
+  estimate of the raw image, and the clouds back-project it without distortion);
+- PointCloud2 (x y z rgb confidence) = back-projection of exactly that depth through exactly
+  that K, then the CloudConfig filters (confidence, sky, stride, range, voxel);
+- optional colourised depth (rgb8) for people.
+Rig: a fused cloud in the fixed frame, DA3 camera poses as TF (<frame><suffix> under the pose
+parent, only when the poses were estimated, never given), and one RigDepth message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from geometry_msgs.msg import TransformStamped
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+
+from da3_ros.engine.prediction import Prediction, ViewGeometry
+from da3_ros.msg import CameraDepth, RigDepth
+from da3_ros.ros.camera_info import Pinhole, pinhole_to_camera_info
+from da3_ros.ros.image_conversion import colorize_depth, float_to_image
+from da3_ros.ros.pointcloud import (
+    CloudConfig,
+    Points,
+    depth_to_points,
+    fuse_points,
+    points_to_cloud,
+)
+from da3_ros.ros.tf_buffer import make_transform_stamped, matrix_to_transform, ns_to_stamp
+from da3_ros.ros.time_sync import stamp_to_ns
+
+
+@dataclass(frozen=True)
+class CameraInput:
+    """One camera's image of the set: name, input header (stamp, optical frame) and
+    rgb (H_in, W_in, 3) uint8."""
+
+    name: str
+    header: Header
+    rgb: np.ndarray
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What to build. publish: names from depth_params.OUTPUTS; resolution 'network'|'input'."""
+
+    publish: frozenset[str]
+    resolution: str = 'network'
+    cloud: CloudConfig = CloudConfig()
+    remove_sky: bool = True
+    fused_voxel_size_m: float = 0.0
+    pose_frame_suffix: str = '_da3'
+    model_name: str = ''
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Where rig outputs go. T_*_world: (4, 4) metres from DA3's world frame, or None when
+    unknown (then the fused cloud / RigDepth poses / TF are not built)."""
+
+    fixed_frame: str
+    T_fixed_world: np.ndarray | None
+    pose_parent_frame: str
+    T_parent_world: np.ndarray | None
+    poses_estimated: bool  # False when the rig's own extrinsics were given (never re-published)
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """One camera's published arrays, all at one resolution (H, W).
+
+    depth, confidence: (H, W) float32 (confidence None if the model has none)
+    sky: (H, W) bool or None; rgb: (H, W, 3) uint8; K: (3, 3) float64 pixels of (H, W)
+    """
+
+    depth: np.ndarray
+    confidence: np.ndarray | None
+    sky: np.ndarray | None
+    rgb: np.ndarray
+    K: np.ndarray
+
+
+@dataclass
+class CameraOutputs:
+    depth: Image | None = None
+    confidence: Image | None = None
+    camera_info: CameraInfo | None = None
+    cloud: PointCloud2 | None = None
+    colorized_depth: Image | None = None
+
+
+@dataclass
+class RigOutputs:
+    cameras: list[CameraOutputs]
+    fused_cloud: PointCloud2 | None
+    transforms: list[TransformStamped]
+    rig_depth: RigDepth | None
+
+
+def rgb_at_network(view: ViewGeometry, rgb: np.ndarray) -> np.ndarray:
+    """(H_in, W_in, 3) -> (H, W, 3) uint8: the input pixel nearest each network pixel
+    (the inverse of u_net = u_in * sx - ox)."""
+    H, W = view.network_hw
+    cols = np.rint((np.arange(W) + view.offset_xy[0]) / view.scale_xy[0]).astype(np.int64)
+    rows = np.rint((np.arange(H) + view.offset_xy[1]) / view.scale_xy[1]).astype(np.int64)
+    cols = np.clip(cols, 0, rgb.shape[1] - 1)
+    rows = np.clip(rows, 0, rgb.shape[0] - 1)
+    return rgb[rows[:, None], cols[None, :]]
+
+
+def camera_view(pred: Prediction, v: int, rgb: np.ndarray, resolution: str) -> CameraView:
+    """View v's depth, confidence, sky, colour and K at the published resolution."""
+    if pred.K is None:
+        raise ValueError('the prediction has no intrinsics (METRIC/MONO need CameraInfo)')
+    conf = None if pred.confidence is None else pred.confidence[v]
+    sky = None if pred.sky is None else pred.sky[v]
+    if resolution == 'network':
+        return CameraView(pred.depth[v], conf, sky, rgb_at_network(pred.views[v], rgb), pred.K[v])
+    geometry = pred.views[v]
+    conf_in = None if conf is None else geometry.resample_to_input(conf)
+    sky_in = None if sky is None else geometry.resample_to_input(sky.astype(np.float32)) > 0.5
+    return CameraView(pred.depth_at_input(v), conf_in, sky_in, rgb, pred.K_input(v))
+
+
+def _camera_outputs(view: CameraView, header: Header, opts: OutputOptions,
+                    ) -> tuple[CameraOutputs, Points | None]:
+    out, want = CameraOutputs(), opts.publish
+    H, W = view.depth.shape
+    if 'depth' in want or 'rig_depth' in want:
+        out.depth = float_to_image(view.depth, header)
+    if view.confidence is not None and ('confidence' in want or 'rig_depth' in want):
+        out.confidence = float_to_image(view.confidence, header)
+    if 'camera_info' in want or 'rig_depth' in want:
+        out.camera_info = pinhole_to_camera_info(Pinhole(view.K, H, W), header)
+    if 'colorized_depth' in want:
+        out.colorized_depth = colorize_depth(view.depth, header)
+    points = None
+    if 'cloud' in want or 'fused_cloud' in want:
+        sky = view.sky if opts.remove_sky else None
+        points = depth_to_points(view.depth, view.K, view.rgb, view.confidence, sky, opts.cloud)
+        if 'cloud' in want:
+            out.cloud = points_to_cloud(points, header)
+    return out, points
+
+
+def _rig_depth(pred: Prediction, inputs: list[CameraInput], cams: list[CameraOutputs],
+               T_fixed_cams: list[np.ndarray], frames: Frames, stamp_ns: int,
+               opts: OutputOptions) -> RigDepth:
+    msg = RigDepth(model=opts.model_name, is_metric=bool(pred.is_metric))
+    msg.header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=frames.fixed_frame)
+    msg.scale_factor = float(1.0 if pred.depth_scale is None else pred.depth_scale[0])
+    for cam_in, cam_out, T in zip(inputs, cams, T_fixed_cams, strict=True):
+        entry = CameraDepth(camera_name=cam_in.name, depth=cam_out.depth,
+                            camera_info=cam_out.camera_info,
+                            t_fixed_camera=matrix_to_transform(T))
+        if cam_out.confidence is not None:  # an empty Image when the model has no confidence
+            entry.confidence = cam_out.confidence
+        msg.cameras.append(entry)
+    return msg
+
+
+def build_outputs(pred: Prediction, inputs: list[CameraInput], stamp_ns: int,
+                  frames: Frames, opts: OutputOptions) -> RigOutputs:
+    """All messages for one synchronised set.
+
+    pred: S views in the order of inputs; stamp_ns: the set's stamp (fused cloud, RigDepth)
+    """
+    if pred.num_views != len(inputs):
+        raise ValueError(f'{pred.num_views} views for {len(inputs)} cameras')
+    cams, points = [], []
+    for v, cam in enumerate(inputs):
+        view = camera_view(pred, v, cam.rgb, opts.resolution)
+        out, pts = _camera_outputs(view, cam.header, opts)
+        cams.append(out)
+        points.append(pts)
+    poses = pred.T_cam_world
+    T_world_cams = None if poses is None else list(np.linalg.inv(poses))
+    fused, rig_depth, transforms = None, None, []
+    if T_world_cams is not None and frames.T_fixed_world is not None:
+        T_fixed_cams = [frames.T_fixed_world @ T for T in T_world_cams]
+        if 'fused_cloud' in opts.publish:
+            fused = points_to_cloud(
+                fuse_points(points, T_fixed_cams, opts.fused_voxel_size_m),
+                Header(stamp=ns_to_stamp(stamp_ns), frame_id=frames.fixed_frame))
+        if 'rig_depth' in opts.publish:
+            rig_depth = _rig_depth(pred, inputs, cams, T_fixed_cams, frames, stamp_ns, opts)
+    if ('tf' in opts.publish and frames.poses_estimated and T_world_cams is not None
+            and frames.T_parent_world is not None):
+        transforms = [make_transform_stamped(
+            frames.pose_parent_frame, cam.header.frame_id + opts.pose_frame_suffix,
+            frames.T_parent_world @ T, stamp_to_ns(cam.header.stamp))
+            for cam, T in zip(inputs, T_world_cams, strict=True)]
+    return RigOutputs(cams, fused, transforms, rig_depth)
+
