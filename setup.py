@@ -15,13 +15,16 @@ setup(
     packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
     python_requires='>=3.10',
     install_requires=['numpy', 'torch', 'safetensors', 'huggingface_hub',
-                      'opencv-python-headless'],
+                      'opencv-python-headless', 'tqdm', 'pyyaml'],
     extras_require={
         # depth-anything-3==0.1.1 and evo are test references too, but they must be installed
         # with --no-deps (their pins clash with this environment), so scripts/setup.sh installs
         # them separately.
         'test': ['pytest', 'einops', 'addict', 'omegaconf', 'scipy', 'rosbags', 'transforms3d'],
         'onnx': ['onnx', 'onnxruntime'],
+        'ros': ['transforms3d'],
+        'slam': ['gtsam'],
+        'offline': ['rosbags'],
     },
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),

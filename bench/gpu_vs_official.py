@@ -85,6 +85,18 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def top_kernels(fn, n: int = 15) -> list[dict]:
+    """The n CUDA kernels with the most total time over 5 calls (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            fn()
+        torch.cuda.synchronize()
+    events = sorted(prof.key_averages(), key=lambda e: -e.device_time_total)[:n]
+    return [{'name': e.key[:120], 'calls': e.count, 'ms_per_forward': e.device_time_total / 5e3}
+            for e in events]
+
+
 def outputs(out) -> dict[str, torch.Tensor]:
     get = out.get if isinstance(out, dict) else (lambda k: getattr(out, k))
     return {k: get(k).detach().float().cpu().clone() for k in ('depth', 'depth_conf',
@@ -131,6 +143,8 @@ def run_config(model: str, views: int, h: int, w: int, nets, args) -> dict:
         first = outputs(forward('first'))
         result[name].update(first_call_s=first_call_s, vs_official_bf16=rel(first, ref_bf16),
                             vs_official_fp32=rel(first, ref_fp32))
+        if args.profile and name == args.variants[-1]:
+            result[name]['top_kernels'] = top_kernels(forward)
         if 'flops' not in result:
             with torch.inference_mode():
                 result['flops'] = count_flops(lambda: ours(x))
@@ -160,6 +174,8 @@ def main() -> None:
     parser.add_argument('--configs', nargs='+', default=list(DEFAULT_CONFIGS),
                         help='model:SxHxW, e.g. da3-large:6x280x504')
     parser.add_argument('--runs', type=int, default=20)
+    parser.add_argument('--profile', action='store_true',
+                        help='record the top CUDA kernels of the last variant')
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--variants', nargs='+', default=['ours_eager', 'ours_compiled',
                                                           'ours_fast'], choices=list(VARIANTS))

@@ -2,6 +2,7 @@
 
     da3-ros export-onnx --model depth-anything/DA3-SMALL --image-size 1280x720 --output s.onnx
     da3-ros build-engine --onnx s.onnx --precision fp16 --opt-views 2 --max-views 4
+    da3-ros process bag_dir --model depth-anything/DA3-SMALL --output-bag out --storage mcap
 
 One parser builder and one `run(args)` per command. Heavy modules (torch, onnx, tensorrt) are
 imported inside the run functions, so `--help` is fast. Progress bars (tqdm) and logs go to
@@ -14,6 +15,7 @@ import logging
 import sys
 
 from da3_ros.errors import CheckpointError, ConfigError, InputError
+from da3_ros.offline.command import process_parser
 
 log = logging.getLogger('da3-ros')
 
@@ -167,12 +169,14 @@ def run_build(args) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog='da3-ros', description='Depth Anything 3 for ROS 2: model export and engines.',
+        prog='da3-ros',
+        description='Depth Anything 3 for ROS 2: model export, engines, offline processing.',
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     export_parser(sub)
     build_parser(sub)
+    process_parser(sub, EXIT_CODES)
     return parser
 
 

@@ -79,6 +79,7 @@ pip_install() {
     torch==2.13.0 \
     einops addict omegaconf safetensors huggingface-hub scipy rosbags transforms3d \
     onnx onnxruntime mcap-ros2-support opencv-python-headless==4.11.0.86 pillow \
+    gtsam==4.3.0 tqdm pyyaml \
     pytest pytest-timeout ruff==0.17.6
 }
 

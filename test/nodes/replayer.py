@@ -27,7 +27,9 @@ from tf2_msgs.msg import TFMessage
 
 from da3_ros.ros import qos
 
-DATA = Path(__file__).resolve().parents[3] / 'shared' / 'data'
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test/: shared_data
+from shared_data import DATA  # noqa: E402
+
 NUSCENES = DATA / 'nuscenes_mini_6cam_sample'
 BAGS = DATA / 'rosbag2_samples'
 

@@ -17,6 +17,7 @@ from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics, diagnostics
 from da3_ros.ros.pointcloud import CloudConfig, back_project, cloud_to_points
 from da3_ros.ros.rig_calibration import load_rig_calibration, world_to_cameras
 from da3_ros.ros.tf_buffer import transform_to_matrix
+from shared_data import DATA
 
 CAMS = {'cameras': ['/front', '/rear']}
 
@@ -71,7 +72,7 @@ def test_config_files_use_declared_names_and_parse(file, monkeypatch):
 
 def test_nuscenes_calibration_matches_the_dataset():
     cal = load_rig_calibration(ROOT / 'config' / 'nuscenes_6cam_calibration.yaml')
-    data = json.loads((ROOT.parent / 'shared' / 'data' / 'nuscenes_mini_6cam_sample' /
+    data = json.loads((DATA / 'nuscenes_mini_6cam_sample' /
                        'calibration.json').read_text())['cameras']
     assert cal.base_frame == 'base_link' and set(cal.cameras) == set(data)
     names = sorted(data)

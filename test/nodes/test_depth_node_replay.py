@@ -24,7 +24,8 @@ from node_harness import (
     write_params,
 )
 
-DATA = ROOT.parent / 'shared' / 'data'
+from shared_data import DATA
+
 NUSCENES_CAMS = ['CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_BACK_RIGHT', 'CAM_BACK', 'CAM_BACK_LEFT',
                  'CAM_FRONT_LEFT']
 DGP_CAMS = ['CAMERA_01', 'CAMERA_05', 'CAMERA_06', 'CAMERA_07', 'CAMERA_08', 'CAMERA_09']

@@ -1,7 +1,6 @@
 """CameraInfo <-> Pinhole, on nuScenes' calibrated CAM_FRONT K, and every rejected case."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,9 @@ from std_msgs.msg import Header
 
 from da3_ros.ros.camera_info import Pinhole, camera_info_to_pinhole, pinhole_to_camera_info
 from da3_ros.ros.errors import CameraInfoError
+from shared_data import DATA
 
-CALIBRATION = Path('/work/shared/data/nuscenes_mini_6cam_sample/calibration.json')
+CALIBRATION = DATA / 'nuscenes_mini_6cam_sample' / 'calibration.json'
 
 
 @pytest.fixture(scope='module')

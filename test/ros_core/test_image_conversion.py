@@ -1,6 +1,5 @@
 """Image/CompressedImage <-> numpy against cv2's own conversions, on a real nuScenes JPEG."""
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,8 +17,9 @@ from da3_ros.ros.image_conversion import (
     image_to_rgb,
     rgb_to_image,
 )
+from shared_data import DATA
 
-SAMPLES = Path('/work/shared/data/nuscenes_mini_6cam_sample/samples')
+SAMPLES = DATA / 'nuscenes_mini_6cam_sample' / 'samples'
 JPEG_PATH = next(SAMPLES.glob('*__CAM_FRONT__*.jpg'))
 
 

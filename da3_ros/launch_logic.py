@@ -1,0 +1,157 @@
+"""What the launch files start, as plain data: a rig parameter YAML -> node descriptions.
+
+launch and launch_ros are not installable here (ARCHITECTURE.md §3), so every decision lives in
+this module and the files in launch/ only map `NodeDescription`s onto launch_ros.actions.Node:
+
+    for d in rig_nodes('config/stereo_pair.yaml', {'device': 'cpu'}):
+        Node(**d.launch_kwargs())
+
+A rig YAML is a normal ROS 2 parameter file: `da3_depth: {ros__parameters: {...}}` with the
+depth node's parameters (da3_ros/ros/depth_params.py; cameras are namespaces) and, for SLAM,
+`da3_slam: {ros__parameters: {...}}`, passed to the slam node unchecked (its parameter table
+does not exist yet). Depth parameters are validated here, so a bad file fails before launch.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from da3_ros.errors import ConfigError
+from da3_ros.ros.depth_params import PARAMS, parse_depth_config
+
+PACKAGE = 'da3_ros'
+DEPTH_NODE, SLAM_NODE = 'da3_depth', 'da3_slam'   # node names = the YAML's top-level keys
+DEPTH_EXECUTABLE, SLAM_EXECUTABLE = 'depth_node', 'slam_node'
+KINDS = {p.name: p.kind for p in PARAMS}
+# depth parameters every launch file exposes as launch arguments ('' = keep the YAML's value)
+LAUNCH_OVERRIDES = ('model', 'backend', 'model_file', 'device', 'precision', 'process_res')
+
+
+@dataclass(frozen=True)
+class NodeDescription:
+    """One node to start. parameters: name -> value (dotted names as declared);
+    remappings: (from, to) topic pairs."""
+
+    package: str
+    executable: str
+    name: str
+    namespace: str = ''
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    def launch_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of launch_ros.actions.Node."""
+        return {'package': self.package, 'executable': self.executable, 'name': self.name,
+                'namespace': self.namespace, 'parameters': [dict(self.parameters)],
+                'remappings': list(self.remappings), 'output': 'screen'}
+
+
+def config_path(filename: str) -> Path:
+    """config/<filename> of the source tree, else of the installed share/da3_ros."""
+    source = Path(__file__).resolve().parents[1] / 'config' / filename
+    if source.is_file():
+        return source
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        installed = Path(prefix) / 'share' / PACKAGE / 'config' / filename
+        if prefix and installed.is_file():
+            return installed
+    raise ConfigError(f'config file {filename!r} not found in the source tree or the '
+                      'AMENT_PREFIX_PATH share folders')
+
+
+def read_node_params(path: str | Path, node: str) -> dict[str, Any] | None:
+    """The ros__parameters of `node` in a parameter YAML, or None if the node is absent."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f'cannot read parameter file {path}: {err}') from err
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: expected `<node>: {{ros__parameters: ...}}` mappings')
+    section = data.get(node)
+    if section is None:
+        return None
+    params = section.get('ros__parameters') if isinstance(section, dict) else None
+    if not isinstance(params, dict):
+        raise ConfigError(f'{path}: {node} has no ros__parameters mapping')
+    return dict(params)
+
+
+def coerce(name: str, text: str) -> Any:
+    """A launch-argument string -> the depth parameter's type ('a,b' for string lists)."""
+    kind = KINDS.get(name)
+    if kind is None:
+        raise ConfigError(f'{name!r} is not a depth node parameter')
+    try:
+        if kind == 'bool':
+            if text.lower() not in ('true', 'false'):
+                raise ValueError(text)
+            return text.lower() == 'true'
+        if kind == 'int':
+            return int(text)
+        if kind == 'float':
+            return float(text)
+        return [v.strip() for v in text.split(',') if v.strip()] if kind == 'str[]' else text
+    except ValueError as err:
+        raise ConfigError(f'parameter {name!r}: {text!r} is not a {kind}') from err
+
+
+def _resolve_calibration(params: dict[str, Any], yaml_path: Path) -> dict[str, Any]:
+    """rig.calibration_file as given if it exists, else next to the YAML or one folder up (the
+    package share folder once installed); made absolute, since nodes run from anywhere."""
+    given = params.get('rig.calibration_file')
+    if not given or Path(given).is_absolute():
+        return params
+    for base in (Path.cwd(), yaml_path.parent, yaml_path.parent.parent):
+        if (base / given).is_file():
+            return {**params, 'rig.calibration_file': str((base / given).resolve())}
+    return params  # parse_depth_config names the missing file
+
+
+def depth_node(params_file: str | Path, overrides: dict[str, Any] | None = None,
+               namespace: str = '') -> NodeDescription:
+    """The depth node of a rig YAML, with overrides (typed values) on top; validated."""
+    path = Path(params_file)
+    params = read_node_params(path, DEPTH_NODE)
+    if params is None:
+        raise ConfigError(f'{path}: no {DEPTH_NODE}: ros__parameters section')
+    params = _resolve_calibration({**params, **(overrides or {})}, path)
+    try:
+        parse_depth_config(params)
+    except ConfigError as err:
+        raise ConfigError(f'{path}: {err}') from err
+    return NodeDescription(PACKAGE, DEPTH_EXECUTABLE, DEPTH_NODE, namespace, params)
+
+
+def single_camera_nodes(camera: str = '/camera', overrides: dict[str, Any] | None = None,
+                        params_file: str | Path | None = None) -> list[NodeDescription]:
+    """One camera namespace on config/depth_usb_camera.yaml (or params_file)."""
+    path = params_file or config_path('depth_usb_camera.yaml')
+    return [depth_node(path, {**(overrides or {}), 'cameras': [camera]})]
+
+
+def rig_nodes(params_file: str | Path, overrides: dict[str, Any] | None = None,
+              namespace: str = '') -> list[NodeDescription]:
+    """The N-camera depth node of a rig YAML."""
+    return [depth_node(params_file, overrides, namespace)]
+
+
+def slam_nodes(params_file: str | Path, overrides: dict[str, Any] | None = None,
+               namespace: str = '') -> list[NodeDescription]:
+    """Depth node + slam node from one YAML; the slam node's parameters are passed through."""
+    slam = read_node_params(params_file, SLAM_NODE)
+    if slam is None:
+        raise ConfigError(f'{params_file}: no {SLAM_NODE}: ros__parameters section')
+    return [depth_node(params_file, overrides, namespace),
+            NodeDescription(PACKAGE, SLAM_EXECUTABLE, SLAM_NODE, namespace, slam)]
+
+
+def launch_overrides(value_of: Callable[[str], str]) -> dict[str, Any]:
+    """Typed depth parameters from the LAUNCH_OVERRIDES launch arguments; value_of(name) gives
+    an argument's text ('' means 'not given': the YAML's value stays)."""
+    texts = {name: value_of(name) for name in LAUNCH_OVERRIDES}
+    return {name: coerce(name, text) for name, text in texts.items() if text != ''}

@@ -1,0 +1,208 @@
+"""`da3-ros process`: argument parser and run function (registered by da3_ros/cli.py).
+
+    da3-ros process BAG_DIR --output-bag out_bag --storage mcap --model depth-anything/DA3-SMALL
+    da3-ros process images/ --npy-dir depth/ --ply-dir clouds/ --fps 10
+    da3-ros process clip.mp4 --output-bag out_bag --stride 5
+    da3-ros process BAG_DIR --ply-dir clouds/ --world-frame world --global-voxel 0.05
+
+Only argparse is imported at module level, so `da3-ros --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from da3_ros.errors import ConfigError, InputError
+
+log = logging.getLogger('da3-ros')
+DEFAULT_OUTPUTS = 'depth,confidence,camera_info,cloud,fused_cloud,tf,rig_depth'
+
+
+def _input_args(p) -> None:
+    p.add_argument('input', help='rosbag2 folder (sqlite3 or MCAP), image folder or video file')
+    p.add_argument('--cameras', nargs='+', metavar='TOPIC',
+                   help='bag image topics in rig order (default: every Image/CompressedImage '
+                        'topic with a camera_info topic beside it, sorted)')
+    p.add_argument('--slop', type=float, default=0.05,
+                   help='largest stamp difference inside one camera set, s (default 0.05)')
+    p.add_argument('--max-wait', type=float, default=1.0,
+                   help='an image waiting longer than this (stamp time, s) for its set is '
+                        'dropped (default 1.0)')
+    p.add_argument('--fps', type=float, default=10.0,
+                   help='image folder: stamp rate of the synthetic stamps (default 10)')
+    p.add_argument('--stride', type=int, default=1,
+                   help='image folder / video: use every N-th image (default 1)')
+    p.add_argument('--frame-id', default='camera_optical_frame',
+                   help='image folder / video: optical frame id of the camera')
+    p.add_argument('--camera-info-intrinsics', action='store_true',
+                   help="give the bag's CameraInfo K to the model (DA3METRIC: metres)")
+
+
+def _model_args(p) -> None:
+    p.add_argument('--model', required=True,
+                   help='Hugging Face id or checkpoint folder (torch); expected variant for '
+                        '--backend onnxruntime/tensorrt')
+    p.add_argument('--backend', choices=('torch', 'onnxruntime', 'tensorrt'), default='torch')
+    p.add_argument('--model-file', help='.onnx / .engine file for onnxruntime / tensorrt')
+    p.add_argument('--device', default='cuda', help="'cpu', 'cuda' or 'cuda:N' (default cuda)")
+    p.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32')
+    p.add_argument('--process-res', type=int, default=504,
+                   help='network processing resolution, longest side px (default 504)')
+    p.add_argument('--process-res-method', default='upper_bound_resize',
+                   choices=('upper_bound_resize', 'upper_bound_crop', 'lower_bound_resize',
+                            'lower_bound_crop'))
+
+
+def _output_args(p) -> None:
+    p.add_argument('--output-bag', help='rosbag2 folder to write (must not exist)')
+    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                   help='storage of --output-bag (default mcap, as Jazzy)')
+    p.add_argument('--outputs', default=DEFAULT_OUTPUTS,
+                   help=f'comma-separated outputs written to the bag (default {DEFAULT_OUTPUTS}'
+                        '; colorized_depth also exists)')
+    p.add_argument('--npy-dir', help='folder to write depth .npy per camera and set + index.csv')
+    p.add_argument('--ply-dir', help='folder to write the fused cloud PLY of every set')
+    p.add_argument('--world-frame',
+                   help='with --ply-dir: instead one global PLY in this frame, placing each set '
+                        "with the bag's /tf + /tf_static")
+    p.add_argument('--global-voxel', type=float, default=0.05,
+                   help='voxel edge of the global PLY, cloud units (default 0.05)')
+    p.add_argument('--output-resolution', choices=('network', 'input'), default='network')
+    p.add_argument('--cloud-stride', type=int, default=1, help='use every N-th pixel row/column')
+    p.add_argument('--min-confidence', type=float, default=0.0,
+                   help='drop cloud points below this confidence (default 0: keep all)')
+    p.add_argument('--max-range', type=float, default=200.0, help='drop farther cloud points')
+    p.add_argument('--fused-voxel', type=float, default=0.0,
+                   help='voxel edge of the fused rig cloud, 0 = off')
+    p.add_argument('--overwrite', action='store_true', help='replace existing outputs')
+
+
+def process_parser(sub, epilog: str) -> None:
+    p = sub.add_parser('process', help='run DA3 over a rosbag2, image folder or video',
+                       description='Run Depth Anything 3 offline over synchronised camera sets '
+                                   'and write what the depth node would publish to a new '
+                                   'rosbag2 and/or depth .npy and PLY files. Outputs appear '
+                                   'only when the whole run succeeds.',
+                       epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _input_args(p)
+    _model_args(p)
+    _output_args(p)
+    p.set_defaults(run=run_process, parser=p)
+
+
+def open_source(args):
+    """The RigSource for args.input: bag folder (metadata.yaml), image folder or video."""
+    from da3_ros.offline.rig_frame import CameraSource
+
+    path = Path(args.input)
+    if not path.exists():
+        raise InputError(f'input {path} does not exist')
+    if args.stride < 1 or args.fps <= 0:
+        raise ConfigError(f'--stride must be >= 1 and --fps > 0, got {args.stride}, {args.fps}')
+    ns_to_s = 1_000_000_000
+    if path.is_file() and (path.parent / 'metadata.yaml').is_file():
+        path = path.parent  # the .mcap / .db3 file of a bag: open the bag
+    if (path / 'metadata.yaml').is_file():
+        from da3_ros.offline.bag_input import BagSource
+        return BagSource(path, args.cameras, round(args.slop * ns_to_s),
+                         round(args.max_wait * ns_to_s))
+    if args.cameras:
+        raise ConfigError('--cameras applies to rosbag2 input only')
+    camera = CameraSource('camera', '/camera')
+    if path.is_dir():
+        from da3_ros.offline.folder_input import FolderSource
+        return FolderSource(path, camera, args.frame_id, round(ns_to_s / args.fps),
+                            stride=args.stride)
+    from da3_ros.offline.video_input import VideoSource
+    return VideoSource(path, camera, args.frame_id, stride=args.stride)
+
+
+def make_options(args):
+    """ProcessOptions and the bag's publish set from the arguments."""
+    from da3_ros.offline.process import ProcessOptions
+    from da3_ros.ros.depth_outputs import OutputOptions
+    from da3_ros.ros.depth_params import OUTPUTS
+    from da3_ros.ros.pointcloud import CloudConfig
+
+    publish = frozenset(o.strip() for o in args.outputs.split(',') if o.strip())
+    if unknown := sorted(publish - set(OUTPUTS)):
+        raise ConfigError(f'--outputs: unknown {unknown}; known: {list(OUTPUTS)}')
+    build = publish | ({'fused_cloud'} if args.ply_dir else set())
+    cloud = CloudConfig(min_confidence=args.min_confidence or None, max_range_m=args.max_range,
+                        stride=args.cloud_stride)
+    outputs = OutputOptions(build, args.output_resolution, cloud,
+                            fused_voxel_size_m=args.fused_voxel)
+    return ProcessOptions(outputs, args.camera_info_intrinsics), publish
+
+
+def make_predictor(args):
+    from da3_ros.engine.factory import make_predictor as factory
+
+    if args.device.startswith('cuda'):
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError(f'--device {args.device} but CUDA is not available (use cpu)')
+    return factory(args.model, args.backend, args.device, args.precision, args.model_file,
+                   process_res=args.process_res, method=args.process_res_method)
+
+
+def stage_outputs(args, staging) -> dict[str, Path]:
+    """Temporary paths of the requested outputs (checked: parent exists, final is free)."""
+    wanted = {'bag': args.output_bag, 'npy': args.npy_dir, 'ply': args.ply_dir}
+    return {key: staging.stage(path) for key, path in wanted.items() if path}
+
+
+def make_consumers(args, source, paths: dict[str, Path], publish) -> list:
+    """The writers for the staged outputs, in the order bag, npy, ply."""
+    from da3_ros.offline import file_output
+
+    consumers = []
+    if 'bag' in paths:
+        from da3_ros.offline.bag_output import BagWriter
+        consumers.append(BagWriter(paths['bag'], args.storage, source.cameras, publish,
+                                   source.passthrough))
+    if 'npy' in paths:
+        consumers.append(file_output.NpyDepthWriter(paths['npy'], source.cameras,
+                                                    args.output_resolution))
+    if 'ply' in paths and args.world_frame:
+        paths['ply'].mkdir()
+        consumers.append(file_output.GlobalPlyWriter(paths['ply'] / 'global.ply',
+                                                     args.world_frame, source.world_pose,
+                                                     args.global_voxel))
+    elif 'ply' in paths:
+        consumers.append(file_output.SetPlyWriter(paths['ply']))
+    return consumers
+
+
+def run_process(args) -> None:
+    """Validate arguments and input, stage outputs, load the model, run, commit."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from da3_ros.offline.process import run_sets
+    from da3_ros.offline.staging import Staging
+
+    if not (args.output_bag or args.npy_dir or args.ply_dir):
+        args.parser.error('give at least one of --output-bag, --npy-dir, --ply-dir')
+    if args.world_frame and not args.ply_dir:
+        args.parser.error('--world-frame needs --ply-dir')
+    options, publish = make_options(args)
+    source = open_source(args)  # bad input fails here, before the model is loaded
+    try:
+        with Staging(args.overwrite) as staging:
+            paths = stage_outputs(args, staging)
+            predictor = make_predictor(args)
+            options = replace(options, outputs=replace(
+                options.outputs, model_name=predictor.backend.model_name))
+            consumers = make_consumers(args, source, paths, publish)
+            with tqdm(total=source.expected_sets, desc='process', unit='set',
+                      disable=None) as bar:
+                count = run_sets(source, predictor, options, consumers, bar.update)
+            staging.commit()
+    finally:
+        source.close()
+    skipped = ', '.join(f'{k} {v}' for k, v in sorted(source.skipped.items())) or 'none'
+    log.info('processed %d sets of %d cameras; skipped: %s', count, len(source.cameras),
+             skipped)

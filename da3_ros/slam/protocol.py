@@ -1,0 +1,94 @@
+"""What the SLAM asks of a network: one multi-view prediction per chunk (+ descriptors).
+
+A frame is a synchronised set of N rig cameras; a chunk of F frames is one predictor call
+with F * N views, ordered frame-major (frame 0 cam 0..N-1, frame 1 cam 0..N-1, ...).
+The pose reported for a frame is that of rig camera 0.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from da3_ros.engine.prediction import Prediction
+from da3_ros.errors import InputError
+
+
+@dataclass(frozen=True)
+class Rig:
+    """Fixed rig geometry.
+
+    T_cam0_cam: (N, 4, 4) float64, camera n -> camera 0 (metres); entry 0 is the identity
+    """
+
+    T_cam0_cam: np.ndarray
+
+    @staticmethod
+    def mono() -> Rig:
+        return Rig(np.eye(4)[None])
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.T_cam0_cam)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One synchronised rig capture.
+
+    index: position in the stream (0, 1, 2, ...)
+    stamp_s: capture time, seconds
+    images: N (H, W, 3) uint8 images, one per rig camera; empty for simulated frames
+    """
+
+    index: int
+    stamp_s: float
+    images: tuple[np.ndarray, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChunkOutput:
+    """A predictor's answer for F frames of an N-camera rig.
+
+    prediction: Prediction with S = F * N views (frame-major), world = the chunk's frame
+    descriptors: (S, D) float32 L2-normalised global descriptors per view, or None
+    """
+
+    prediction: Prediction
+    descriptors: np.ndarray | None = None
+
+    def __post_init__(self):
+        S = self.prediction.num_views
+        if self.descriptors is not None and (self.descriptors.ndim != 2
+                                             or len(self.descriptors) != S):
+            raise InputError(f'descriptors must be ({S}, D), got {self.descriptors.shape}')
+
+
+class ChunkPredictor(Protocol):
+    def predict_chunk(self, frames: Sequence[Frame]) -> ChunkOutput:
+        """Run the network once over all views of `frames`."""
+
+
+class PredictorChunkAdapter:
+    """Makes any engine Predictor a ChunkPredictor.
+
+    predictor: object with predict(images, intrinsics=None, extrinsics=None) -> Prediction
+    describe: optional callable images -> (S, D) descriptors, e.g. pooled backbone tokens
+        (see descriptors.pool_global_descriptor); None disables loop retrieval
+    intrinsics: optional (N, 3, 3) per rig camera, input pixels, repeated for every frame
+    """
+
+    def __init__(self, predictor, describe: Callable[[list], np.ndarray] | None = None,
+                 intrinsics: np.ndarray | None = None):
+        self.predictor = predictor
+        self.describe = describe
+        self.intrinsics = intrinsics
+
+    def predict_chunk(self, frames: Sequence[Frame]) -> ChunkOutput:
+        images = [image for frame in frames for image in frame.images]
+        K = None if self.intrinsics is None else np.concatenate([self.intrinsics] * len(frames))
+        prediction = self.predictor.predict(images, intrinsics=K)
+        descriptors = None if self.describe is None else self.describe(images)
+        return ChunkOutput(prediction, descriptors)

@@ -1,0 +1,235 @@
+"""A simulated chunk predictor: DA3-like outputs from a ground-truth trajectory with
+configurable errors (slam.md §8.3), descriptors from the true place, and false loops.
+
+The scene is analytic per frame: a road 1.65 m below the camera and two 12 m facades
+whose lateral distances vary smoothly with the frame index; everything else is sky
+(conf 0). Depth only has to be consistent per frame and pixel across chunks, because the
+SLAM matches the same pixel of the same frame (slam.md §8.1).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from da3_ros.engine.prediction import Prediction, ViewGeometry
+from da3_ros.geometry.sim3 import Sim3, invert_se3, rotation_from_rotvec
+from da3_ros.slam.loops import LoopCandidate
+from da3_ros.slam.protocol import ChunkOutput, Frame, Rig
+from da3_ros.slam.simulation import GroundTruth
+from da3_ros.slam.views import pixel_rays
+
+SKY_M = 80.0
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """Error model of one chunk prediction (slam.md §8.3 table); angles in degrees."""
+
+    scale_sigma: float = 0.05          # per-chunk log-normal scale error
+    scale_gradient_sigma: float = 0.02
+    rot_walk_deg: float = 0.02         # per frame per axis, outward from the reference
+    trans_walk_m: float = 0.003
+    rot_white_deg: float = 0.05
+    trans_white_m: float = 0.01
+    focal_sigma: float = 0.01          # per chunk
+    depth_jitter_sigma: float = 0.01   # per frame
+    depth_noise_sigma: float = 0.03    # per pixel, multiplicative
+    outlier_ratio: float = 0.05
+    outlier_low_conf: float = 0.7
+    dropout_ratio: float = 0.0         # whole frames with conf 0
+
+
+PROFILES = {
+    'nominal': NoiseProfile(),
+    'hard': NoiseProfile(0.15, 0.05, 0.04, 0.006, 0.1, 0.02, 0.03, 0.03, 0.06, 0.15, 0.7, 0.02),
+    'noiseless': NoiseProfile(*([0.0] * 10), 0.7, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class SimCamera:
+    """Image model: (H, W) pixels, horizontal field of view in degrees, centred."""
+
+    hw: tuple[int, int] = (20, 64)
+    hfov_deg: float = 85.0
+
+    def K(self) -> np.ndarray:
+        H, W = self.hw
+        f = (W / 2) / np.tan(np.deg2rad(self.hfov_deg) / 2)
+        return np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]])
+
+
+def corridor_depth(frame_ids: np.ndarray, rig: Rig, camera: SimCamera) -> np.ndarray:
+    """True z-depth (F, N, H*W) of the analytic street scene, metres; SKY_M for sky."""
+    f = frame_ids.astype(np.float64)[:, None, None]
+    left = 7.0 + 4.5 * np.sin(2 * np.pi * f / 173.0)
+    right = 8.0 + 4.0 * np.sin(2 * np.pi * f / 131.0 + 1.0)
+    N = rig.num_cameras
+    rays = pixel_rays(np.repeat(camera.K()[None], N, 0), camera.hw, None)     # (N, P, 3)
+    d = np.einsum('nij,npj->npi', rig.T_cam0_cam[:, :3, :3], rays)[None]        # (1, N, P, 3)
+    o = rig.T_cam0_cam[:, None, :3, 3][None]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t_ground = np.where(d[..., 1] > 0, (1.65 - o[..., 1]) / d[..., 1], np.inf)
+        t_left = np.where(d[..., 0] < 0, (-left - o[..., 0]) / d[..., 0], np.inf)
+        t_right = np.where(d[..., 0] > 0, (right - o[..., 0]) / d[..., 0], np.inf)
+    for t_wall in (t_left, t_right):                  # facades are 12 m tall
+        t_wall[o[..., 1] + t_wall * d[..., 1] < 1.65 - 12.0] = np.inf
+    t = np.minimum(np.minimum(t_ground, t_left), t_right)
+    return np.where(t < SKY_M, t, SKY_M)
+
+
+def place_descriptors(T_world_cam: np.ndarray, dim: int = 128, length_m: float = 8.0,
+                      heading_k: float = 2.0, noise: float = 0.2,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
+    """Unit descriptors whose cosine similarity ~ exp(-|dp|^2 / 2l^2 - k^2 |dz|^2 / 2)
+    (random Fourier features of position and optical axis) plus noise. (F, dim) float32."""
+    W = np.random.default_rng(12345).normal(size=(6, dim))      # fixed: same 'network'
+    b = np.random.default_rng(54321).uniform(0, 2 * np.pi, dim)
+    u = np.concatenate([T_world_cam[:, :3, 3] / length_m, heading_k * T_world_cam[:, :3, 2]], 1)
+    phi = np.sqrt(2.0 / dim) * np.cos(u @ W + b)
+    if rng is not None and noise > 0:
+        phi = phi + rng.normal(0, noise / np.sqrt(dim), phi.shape)
+    return (phi / np.linalg.norm(phi, axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FalseLoop:
+    """An injected wrong pair: `match` is rendered as if it stood at `query`'s place."""
+
+    query: int
+    match: int
+    yaw_rad: float
+    offset_m: np.ndarray       # (3,) in the query camera frame
+
+
+def plan_false_loops(gt: GroundTruth, count: int, rng: np.random.Generator,
+                     min_distance_m: float = 200.0, min_gap: int = 400,
+                     spacing: int = 200) -> list[FalseLoop]:
+    """`count` random frame pairs more than `min_distance_m` apart (slam.md §8.3); the
+    match is at least `min_gap` frames older, queries are `spacing` frames apart."""
+    pos, loops = gt.positions, []
+    while len(loops) < count:
+        q = int(rng.integers(min_gap + 60, len(gt) - 30))
+        far = np.flatnonzero(np.linalg.norm(pos[:q - min_gap] - pos[q], axis=1)
+                              > min_distance_m)
+        if len(far) == 0 or any(abs(q - other.query) < spacing for other in loops):
+            continue
+        angle = rng.uniform(0, 2 * np.pi)
+        offset = 3.0 * np.array([np.cos(angle), 0.0, np.sin(angle)])
+        loops.append(FalseLoop(q, int(rng.choice(far)), float(rng.choice([-1, 1])
+                                                            * np.deg2rad(10.0)), offset))
+    return loops
+
+
+class FalseLoopInjector:
+    """Candidate hook: adds the planned false pairs (after NMS) when their query arrives."""
+
+    def __init__(self, loops: list[FalseLoop]):
+        self.loops = loops
+
+    def __call__(self, query_frames: np.ndarray, candidates: list) -> list:
+        extra = [LoopCandidate(fl.query, fl.match, 1.0) for fl in self.loops
+                 if query_frames[0] <= fl.query <= query_frames[-1]]
+        return extra + candidates
+
+
+class SimulatedPredictor:
+    """ChunkPredictor over a GroundTruth; every call draws fresh errors from `profile`."""
+
+    def __init__(self, gt: GroundTruth, profile: NoiseProfile, seed: int, rig: Rig | None = None,
+                 camera: SimCamera | None = None, false_loops: Sequence[FalseLoop] = ()):
+        self.gt, self.profile = gt, profile
+        self.rig, self.camera = rig or Rig.mono(), camera or SimCamera()
+        self.rng = np.random.default_rng(seed)
+        self.false_loops = list(false_loops)
+        self.calls: list[tuple[np.ndarray, float]] = []   # (frame ids, true scale) per call
+
+    def true_chunk_pose(self, call: int) -> Sim3:
+        """T_world_chunk of call `call`: its reference view, scaled by 1 / its scale error."""
+        ids, scale = self.calls[call]
+        T = self.gt.T_world_cam[ids[len(ids) // 2]]
+        return Sim3(1.0 / scale, T[:3, :3], T[:3, 3])
+
+    def frames(self) -> list[Frame]:
+        return [Frame(i, float(t)) for i, t in enumerate(self.gt.stamps_s)]
+
+    def predict_chunk(self, frames: Sequence[Frame]) -> ChunkOutput:
+        ids = np.array([f.index for f in frames])
+        T_world_cam0 = self._hallucinate(ids, self.gt.T_world_cam[ids].copy())
+        F, N = len(ids), self.rig.num_cameras
+        p, rng = self.profile, self.rng
+        ref = F // 2
+        T_ref_cam0 = invert_se3(T_world_cam0[ref])[None] @ T_world_cam0
+        T_ref_cam0 = self._perturb(T_ref_cam0, ref)
+        scale = float(np.exp(rng.normal(0, p.scale_sigma)))
+        self.calls.append((ids, scale))
+        T_ref_cam = (T_ref_cam0[:, None] @ self.rig.T_cam0_cam[None]).reshape(F * N, 4, 4)
+        T_ref_cam[:, :3, 3] *= scale
+        K = self.camera.K()
+        K_pred = K.copy()
+        K_pred[:2, :2] *= 1.0 + rng.normal(0, p.focal_sigma)
+        depth, conf = self._depth(ids, scale)
+        H, W = self.camera.hw
+        view = ViewGeometry((H, W), (H, W), (1.0, 1.0), (0.0, 0.0))
+        pred = Prediction(depth, conf, invert_se3(T_ref_cam), np.repeat(K_pred[None], F * N, 0),
+                          (view,) * (F * N), None, True, 1.0)
+        T_world_cam = (T_world_cam0[:, None] @ self.rig.T_cam0_cam[None]).reshape(F * N, 4, 4)
+        return ChunkOutput(pred, place_descriptors(T_world_cam, rng=rng))
+
+    def _perturb(self, T: np.ndarray, ref: int) -> np.ndarray:
+        """Random walks outward from the reference, white noise, scale gradient."""
+        p, rng, F = self.profile, self.rng, len(T)
+        steps = np.arange(F) - ref
+
+        def walk(sigma):
+            inc = rng.normal(0, sigma, (F, 3))
+            inc[ref] = 0.0
+            out = np.zeros((F, 3))
+            out[ref + 1:] = np.cumsum(inc[ref + 1:], 0)
+            out[:ref] = np.cumsum(inc[:ref][::-1], 0)[::-1]
+            return out
+        rot = walk(np.deg2rad(p.rot_walk_deg)) + rng.normal(0, np.deg2rad(p.rot_white_deg), (F, 3))
+        trans = walk(p.trans_walk_m) + rng.normal(0, p.trans_white_m, (F, 3))
+        rot[ref], trans[ref] = 0.0, 0.0                     # the reference view is exact
+        out = T.copy()
+        out[:, :3, :3] = rotation_from_rotvec(rot) @ T[:, :3, :3]
+        gradient = 1.0 + rng.normal(0, p.scale_gradient_sigma) * steps / max(F, 1)
+        out[:, :3, 3] = (T[:, :3, 3] + trans) * gradient[:, None]
+        return out
+
+    def _depth(self, ids: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        p, rng = self.profile, self.rng
+        H, W = self.camera.hw
+        true = corridor_depth(ids, self.rig, self.camera)                    # (F, N, P)
+        sky = true >= SKY_M
+        jitter = np.exp(rng.normal(0, p.depth_jitter_sigma, (len(ids), 1, 1)))
+        depth = true * jitter * (1.0 + rng.normal(0, p.depth_noise_sigma, true.shape))
+        conf = 5.0 / (1.0 + true / 15.0) * rng.uniform(0.5, 1.5, true.shape)
+        outlier = rng.random(true.shape) < p.outlier_ratio
+        depth = np.where(outlier, rng.uniform(1.0, 80.0, true.shape), depth)
+        conf = np.where(outlier & (rng.random(true.shape) < p.outlier_low_conf), 0.1 * conf, conf)
+        conf[sky] = 0.0
+        conf[rng.random(len(ids)) < p.dropout_ratio] = 0.0
+        depth = np.where(sky, SKY_M, depth) * scale
+        S = true.shape[0] * true.shape[1]
+        return (depth.reshape(S, H, W).astype(np.float32),
+                conf.reshape(S, H, W).astype(np.float32))
+
+    def _hallucinate(self, ids: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """For a loop chunk of a planned false pair, move the match segment onto the query."""
+        for fl in self.false_loops:
+            if fl.query in ids and fl.match in ids:
+                seg = ids < fl.query - 100                    # the older (match) window
+                delta = np.eye(4)
+                delta[:3, :3] = rotation_from_rotvec(np.array([[0.0, fl.yaw_rad, 0.0]]))[0]
+                delta[:3, 3] = fl.offset_m
+                move = self.gt.T_world_cam[fl.query] @ delta @ invert_se3(
+                    self.gt.T_world_cam[fl.match][None])[0]
+                T[seg] = move[None] @ T[seg]
+        return T
+
+
+def with_profile(profile: NoiseProfile, **changes) -> NoiseProfile:
+    return replace(profile, **changes)

@@ -1,0 +1,55 @@
+"""Every parameter YAML in config/ uses only declared parameter names, with valid values, and
+the rviz2 configs are rviz2 YAML with the displays the package publishes for."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from da3_ros.launch_logic import rig_nodes
+from da3_ros.ros.depth_params import PARAM_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAM_FILES = sorted(p for p in (ROOT / 'config').glob('*.yaml')
+                     if 'ros__parameters' in p.read_text())
+NODES = {'da3_depth': set(PARAM_NAMES)}  # add 'da3_slam' when its parameter table exists
+
+
+def test_expected_param_files_exist():
+    names = {p.name for p in PARAM_FILES}
+    assert {'depth_nuscenes_6cam.yaml', 'depth_usb_camera.yaml', 'stereo_pair.yaml',
+            'jetson_small_trt.yaml'} <= names
+
+
+@pytest.mark.parametrize('path', PARAM_FILES, ids=lambda p: p.name)
+def test_param_file_names_are_declared(path):
+    data = yaml.safe_load(path.read_text())
+    assert set(data) <= set(NODES), f'unknown node sections {set(data) - set(NODES)}'
+    for node, declared in NODES.items():
+        if node in data:
+            used = set(data[node]['ros__parameters'])
+            assert used <= declared, f'{path.name}: undeclared {sorted(used - declared)}'
+    rig_nodes(path)  # values pass the node's own validation too
+
+
+def test_stereo_and_jetson_configs():
+    stereo = yaml.safe_load((ROOT / 'config' / 'stereo_pair.yaml').read_text())
+    assert len(stereo['da3_depth']['ros__parameters']['cameras']) == 2
+    jetson = yaml.safe_load((ROOT / 'config' / 'jetson_small_trt.yaml').read_text())
+    params = jetson['da3_depth']['ros__parameters']
+    assert params['backend'] == 'tensorrt' and params['model'].endswith('DA3-SMALL')
+    assert params['model_file'].endswith('.engine') and 'fp16' in params['model_file']
+    assert params['process_res'] < 504
+
+
+@pytest.mark.parametrize('name, fixed', [('depth_rig', 'base_link'), ('slam', 'map')])
+def test_rviz_configs(name, fixed):
+    data = yaml.safe_load((ROOT / 'rviz' / f'{name}.rviz').read_text())
+    manager = data['Visualization Manager']
+    assert manager['Global Options']['Fixed Frame'] == fixed
+    classes = {d['Class'] for d in manager['Displays']}
+    assert {'rviz_default_plugins/PointCloud2', 'rviz_default_plugins/Image',
+            'rviz_default_plugins/TF'} <= classes
+    topics = {d['Topic']['Value'] for d in manager['Displays'] if 'Topic' in d}
+    assert '/da3/points' in topics

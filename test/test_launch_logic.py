@@ -1,0 +1,116 @@
+"""Launch logic as data (da3_ros/launch_logic.py), and the launch files as thin mappings of it.
+
+launch / launch_ros cannot be installed here, so the launch files are parsed (ast), not run.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from da3_ros import launch_logic
+from da3_ros.errors import ConfigError
+from da3_ros.launch_logic import (
+    coerce,
+    config_path,
+    launch_overrides,
+    rig_nodes,
+    single_camera_nodes,
+    slam_nodes,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
+ALLOWED_IMPORTS = {'launch', 'launch.actions', 'launch.substitutions', 'launch_ros.actions',
+                   'da3_ros.launch_logic'}
+
+
+def test_rig_yaml_gives_one_depth_node():
+    (node,) = rig_nodes(config_path('stereo_pair.yaml'), {'device': 'cpu'}, namespace='robot')
+    assert (node.package, node.executable, node.name, node.namespace) == (
+        'da3_ros', 'depth_node', 'da3_depth', 'robot')
+    assert node.parameters['cameras'] == ['/stereo/left', '/stereo/right']
+    assert node.parameters['device'] == 'cpu' and node.parameters['sync.slop_s'] == 0.01
+    kwargs = node.launch_kwargs()
+    assert kwargs['parameters'] == [node.parameters] and kwargs['remappings'] == []
+
+
+def test_calibration_file_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the YAML's relative path must not depend on the cwd
+    (node,) = rig_nodes(config_path('depth_nuscenes_6cam.yaml'))
+    path = Path(node.parameters['rig.calibration_file'])
+    assert path.is_absolute() and path.name == 'nuscenes_6cam_calibration.yaml'
+
+
+def test_single_camera_sets_the_namespace():
+    (node,) = single_camera_nodes('/front', {'model': 'depth-anything/DA3-BASE'})
+    assert node.parameters['cameras'] == ['/front']
+    assert node.parameters['model'] == 'depth-anything/DA3-BASE'
+
+
+def test_slam_yaml_gives_depth_and_slam_nodes(tmp_path):
+    text = (ROOT / 'config' / 'stereo_pair.yaml').read_text()
+    text += 'da3_slam:\n  ros__parameters:\n    chunk_size: 32\n    map_frame: map\n'
+    path = tmp_path / 'slam.yaml'
+    path.write_text(text)
+    depth, slam = slam_nodes(path)
+    assert depth.executable == 'depth_node'
+    assert (slam.executable, slam.name, slam.parameters) == (
+        'slam_node', 'da3_slam', {'chunk_size': 32, 'map_frame': 'map'})
+    with pytest.raises(ConfigError, match='da3_slam'):
+        slam_nodes(config_path('stereo_pair.yaml'))
+
+
+def test_bad_yaml_fails_before_launch(tmp_path):
+    data = yaml.safe_load((ROOT / 'config' / 'stereo_pair.yaml').read_text())
+    data['da3_depth']['ros__parameters']['sync.slopp_s'] = 0.1
+    path = tmp_path / 'bad.yaml'
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match='sync.slopp_s'):
+        rig_nodes(path)
+    with pytest.raises(ConfigError, match='process_res'):
+        rig_nodes(config_path('stereo_pair.yaml'), {'process_res': 5})
+    with pytest.raises(ConfigError, match='no da3_depth'):
+        path.write_text('other_node:\n  ros__parameters: {a: 1}\n')
+        rig_nodes(path)
+
+
+def test_launch_arguments_are_typed():
+    assert coerce('process_res', '336') == 336 and coerce('sync.slop_s', '0.1') == 0.1
+    assert coerce('pose_conditioning', 'True') is True
+    assert coerce('cameras', '/a, /b') == ['/a', '/b']
+    with pytest.raises(ConfigError, match='not a int'):
+        coerce('process_res', 'big')
+    with pytest.raises(ConfigError, match='not a depth node parameter'):
+        coerce('colour', 'red')
+    given = {'model': 'm', 'device': '', 'process_res': '280'}
+    assert launch_overrides(lambda k: given.get(k, '')) == {'model': 'm', 'process_res': 280}
+
+
+def test_the_three_launch_files_exist():
+    assert [p.name for p in LAUNCH_FILES] == ['depth_rig.launch.py',
+                                              'depth_single_camera.launch.py', 'slam.launch.py']
+
+
+@pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_only_maps_launch_logic(path):
+    tree = ast.parse(path.read_text())
+    imported, logic_names = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module)
+            if node.module == 'da3_ros.launch_logic':
+                logic_names |= {a.name for a in node.names}
+    assert imported <= ALLOWED_IMPORTS, imported - ALLOWED_IMPORTS
+    assert all(hasattr(launch_logic, name) for name in logic_names)
+    called = {n.func.id for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert called & {'rig_nodes', 'single_camera_nodes', 'slam_nodes'}  # the nodes come from it
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Dict)]  # no parameters inline
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert {f.name for f in functions} == {'_nodes', 'generate_launch_description'}
+    assert all(f.end_lineno - f.lineno < 12 for f in functions)
