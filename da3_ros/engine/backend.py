@@ -36,6 +36,7 @@ class Backend(abc.ABC):
     ref_view_strategies: reference-view strategies it can run (graphs: 'first' only)
     default_ref_view_strategy: the one used when the caller does not choose
     supports_ray_pose / supports_rays: the ray -> pose solver / ray outputs are available
+    supports_descriptors: per-view place descriptors from the backbone are available
     """
 
     name: str
@@ -47,6 +48,7 @@ class Backend(abc.ABC):
     default_ref_view_strategy: str = 'first'
     supports_ray_pose: bool = False
     supports_rays: bool = False
+    supports_descriptors: bool = False
 
     @property
     def model_name(self) -> str:
@@ -60,7 +62,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def infer(self, images: Tensor, extrinsics: Tensor | None = None,
               intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'first',
-              use_ray_pose: bool = False, return_rays: bool = False) -> DA3Output:
+              use_ray_pose: bool = False, return_rays: bool = False,
+              return_descriptors: bool = False) -> DA3Output:
         """Run the network.
 
         images: (1, S, 3, H, W) float32 ImageNet-normalised, on `self.device`
@@ -70,12 +73,13 @@ class Backend(abc.ABC):
         returns DA3Output: depth (1, S, H, W); depth_conf, extrinsics (1, S, 3, 4),
             intrinsics (1, S, 3, 3) for any-view models; sky (1, S, H, W) score for
             METRIC/MONO (depth already sky-filled); scale_factor for NESTED; ray / ray_conf
-            with return_rays (backends with supports_rays)
+            with return_rays (backends with supports_rays); descriptor (1, S, C) with
+            return_descriptors (supports_descriptors)
         """
 
     def check_request(self, images: Tensor, extrinsics: Tensor | None,
                       ref_view_strategy: str, use_ray_pose: bool,
-                      return_rays: bool = False) -> None:
+                      return_rays: bool = False, return_descriptors: bool = False) -> None:
         """Raise ConfigError / InputError for a request this backend cannot serve."""
         if images.ndim != 5 or images.shape[0] != 1 or images.shape[2] != 3:
             raise InputError(f'images must be (1, S, 3, H, W), got {tuple(images.shape)}')
@@ -94,6 +98,8 @@ class Backend(abc.ABC):
             raise ConfigError(f'use_ray_pose is not available on the {self.name} backend')
         if return_rays and not self.supports_rays:
             raise ConfigError(f'rays are not available on the {self.name} backend')
+        if return_descriptors and not self.supports_descriptors:
+            raise ConfigError(f'place descriptors are not available on the {self.name} backend')
 
 
 class GraphBackend(Backend):

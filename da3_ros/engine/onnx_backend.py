@@ -35,8 +35,10 @@ class OnnxBackend(GraphBackend):
 
     def infer(self, images: Tensor, extrinsics: Tensor | None = None,
               intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'first',
-              use_ray_pose: bool = False, return_rays: bool = False) -> DA3Output:
-        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays)
+              use_ray_pose: bool = False, return_rays: bool = False,
+              return_descriptors: bool = False) -> DA3Output:
+        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays,
+                           return_descriptors)
         feeds = self.graph_inputs(images.cpu(), extrinsics, intrinsics)
         pose_enc = feeds.get('pose_enc')
         out = self.model.run(feeds['images'].numpy(),

@@ -77,6 +77,8 @@ class Prediction:
     views: per-view ViewGeometry to map back to the input images
     sky: (S, H, W) bool or None (True = sky; METRIC/MONO only)
     rays: (S, h, w, 6) float32 or None, only on request (torch backend)
+    descriptors: (S, C) float32 unit-norm place descriptors from the backbone, or None (only
+        on request, torch backend; used for loop retrieval)
     is_metric: depth and translations are in metres (metric model with intrinsics, NESTED, or
         aligned to given extrinsics in metres)
     depth_scale: (S,) float64 factor already applied to the network's raw depth (focal/300 of a
@@ -92,6 +94,7 @@ class Prediction:
     rays: np.ndarray | None = None
     is_metric: bool = False
     depth_scale: np.ndarray | None = None
+    descriptors: np.ndarray | None = None
 
     def __post_init__(self):
         S = len(self.views)
@@ -132,6 +135,7 @@ class TensorPrediction:
     rays: object = None
     is_metric: bool = False
     depth_scale: object = None
+    descriptors: object = None
 
     def numpy(self) -> Prediction:
         """Copy to the host: float32 images, float64 cameras, bool sky."""

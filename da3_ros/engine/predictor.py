@@ -112,12 +112,14 @@ class Predictor:
     gpu_preprocess: resize/normalise with torch ops on the backend's device when all views
         share one size (no host round trip; max 1 uint8 step from the exact cv2 path)
     return_rays: also return the per-pixel rays (torch backend)
+    return_descriptors: also return per-view place descriptors (torch backend)
     """
 
     def __init__(self, backend: Backend, process_res: int = 504,
                  method: str = 'upper_bound_resize', ref_view_strategy: str | None = None,
                  use_ray_pose: bool = False, align_to_input_scale: bool = True,
-                 gpu_preprocess: bool = False, return_rays: bool = False):
+                 gpu_preprocess: bool = False, return_rays: bool = False,
+                 return_descriptors: bool = False):
         if not isinstance(backend, Backend):
             raise ConfigError(f'backend must be a da3_ros Backend, got {type(backend).__name__}')
         check_resize_config(process_res, method)
@@ -129,6 +131,9 @@ class Predictor:
             raise ConfigError(f'use_ray_pose is not available on the {backend.name} backend')
         if return_rays and not backend.supports_rays:
             raise ConfigError(f'rays are not available on the {backend.name} backend')
+        if return_descriptors and not backend.supports_descriptors:
+            raise ConfigError(f'place descriptors are not available on the {backend.name} '
+                              f'backend')
         self.backend = backend
         self.process_res, self.method = process_res, method
         self.ref_view_strategy = strategy
@@ -136,6 +141,7 @@ class Predictor:
         self.align_to_input_scale = align_to_input_scale
         self.gpu_preprocess = gpu_preprocess
         self.return_rays = return_rays
+        self.return_descriptors = return_descriptors
 
     @property
     def is_metric_model(self) -> bool:
@@ -182,7 +188,8 @@ class Predictor:
                               f'camera-conditioned export')
         out = self.backend.infer(pre.images.to(self.backend.device), *cameras,
                                  ref_view_strategy=self.ref_view_strategy,
-                                 use_ray_pose=self.use_ray_pose, return_rays=self.return_rays)
+                                 use_ray_pose=self.use_ray_pose, return_rays=self.return_rays,
+                                 return_descriptors=self.return_descriptors)
         return self._postprocess(out, _view_geometry(pre), K_net, T_in)
 
     def _preprocess(self, images: list) -> Preprocessed:
@@ -207,6 +214,7 @@ class Predictor:
         conf = None if out.depth_conf is None else out.depth_conf[0].float()
         sky = None if out.sky is None else out.sky[0] >= SKY_MASK_THRESHOLD
         rays = None if out.ray is None else out.ray[0]
+        descriptors = None if out.descriptor is None else out.descriptor[0]
         scale = np.ones(S)
         is_metric = False
         T, K = None, K_net
@@ -233,4 +241,5 @@ class Predictor:
                 T = apply_to_extrinsics(fit, T_in)
         elif T_in is not None:
             T = T_in            # METRIC/MONO predict no poses: the given ones pass through
-        return TensorPrediction(depth, conf, T, K, views, sky, rays, is_metric, scale)
+        return TensorPrediction(depth, conf, T, K, views, sky, rays, is_metric, scale,
+                                descriptors)

@@ -130,9 +130,11 @@ class TensorRTBackend(GraphBackend):
 
     def infer(self, images: Tensor, extrinsics: Tensor | None = None,
               intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'first',
-              use_ray_pose: bool = False, return_rays: bool = False) -> DA3Output:
+              use_ray_pose: bool = False, return_rays: bool = False,
+              return_descriptors: bool = False) -> DA3Output:
         """See Backend.infer; tensors may live anywhere, outputs are on `self.device`."""
-        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays)
+        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays,
+                           return_descriptors)
         if self.supports_cameras and extrinsics is None:
             raise InputError(f'{self.path.name} was built with camera input; pass extrinsics '
                              f'and intrinsics')

@@ -47,6 +47,7 @@ class TorchBackend(Backend):
     default_ref_view_strategy = 'saddle_balanced'    # the official default
     supports_ray_pose = True
     supports_rays = True
+    supports_descriptors = True
 
     def __init__(self, net: nn.Module, device: str | torch.device = 'cpu',
                  precision: str = 'fp32'):
@@ -69,8 +70,10 @@ class TorchBackend(Backend):
 
     def infer(self, images: Tensor, extrinsics: Tensor | None = None,
               intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'saddle_balanced',
-              use_ray_pose: bool = False, return_rays: bool = False) -> DA3Output:
-        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays)
+              use_ray_pose: bool = False, return_rays: bool = False,
+              return_descriptors: bool = False) -> DA3Output:
+        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays,
+                           return_descriptors)
         dtype = PRECISIONS[self.precision]
         to = {'device': self.device, 'dtype': torch.float32}
         x = images.to(**to)
@@ -79,4 +82,4 @@ class TorchBackend(Backend):
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype,
                                                     enabled=dtype is not None):
             return self.net(x, extrinsics, intrinsics, use_ray_pose, ref_view_strategy,
-                            return_rays)
+                            return_rays, return_descriptor=return_descriptors)

@@ -34,6 +34,12 @@ def _run_head(head: nn.Module, flat: list[Tensor], H: int, W: int):
     return type(parts[0])(*(torch.cat(items) for items in zip(*parts, strict=True)))
 
 
+def global_descriptor(tokens: Tensor) -> Tensor:
+    """(B, S, P, C) patch tokens -> (B, S, C) float32: mean over P, unit L2 norm."""
+    mean = tokens.float().mean(dim=2)
+    return mean / mean.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 class DA3Output(NamedTuple):
     """What the official network returns, under the official key names (absent = None)."""
 
@@ -45,6 +51,7 @@ class DA3Output(NamedTuple):
     ray: Tensor | None = None            # (B, S, 8ph, 8pw, 6) only with return_rays
     ray_conf: Tensor | None = None       # (B, S, 8ph, 8pw) only with return_rays
     scale_factor: Tensor | None = None   # 0-d, NESTED metric scale applied to depth/poses
+    descriptor: Tensor | None = None     # (B, S, C) place descriptor, only with return_descriptor
 
     def as_dict(self) -> dict[str, Tensor]:
         return {k: v for k, v in self._asdict().items() if v is not None}
@@ -77,14 +84,17 @@ class DA3Net(nn.Module):
     def forward(self, x: Tensor, extrinsics: Tensor | None = None,
                 intrinsics: Tensor | None = None, use_ray_pose: bool = False,
                 ref_view_strategy: str = 'saddle_balanced', return_rays: bool = False,
-                fill_sky: bool = True, pose_enc: Tensor | None = None) -> DA3Output:
+                fill_sky: bool = True, pose_enc: Tensor | None = None,
+                return_descriptor: bool = False) -> DA3Output:
         """x: (B, S, 3, H, W); extrinsics: (B, S, 4, 4) T_cam_world normalised as the API does;
         intrinsics: (B, S, 3, 3) network-input pixels. Both or neither.
 
         fill_sky=False skips the official data-dependent sky fill of METRIC/MONO depth (an
         exported graph stops before it; the host applies it).
         pose_enc: (B, S, 9) pose encoding of the cameras, instead of extrinsics + intrinsics
-        (exported graphs take it as an input: its quaternion step has boolean indexing)."""
+        (exported graphs take it as an input: its quaternion step has boolean indexing).
+        return_descriptor: also return a global place descriptor per view: the mean of the
+        last output layer's patch tokens, L2-normalised (loop retrieval, no extra network)."""
         check_images(x)
         B, S, _, H, W = x.shape
         cam_token = None
@@ -101,13 +111,15 @@ class DA3Net(nn.Module):
                 cam_token = self.cam_enc(pose_enc.float())
         feats = self.backbone(x, cam_token, ref_view_strategy)
         flat = [f.reshape(B * S, f.shape[2], f.shape[3]) for f in feats.features]
+        descriptor = global_descriptor(feats.features[-1]) if return_descriptor else None
         # The official runs heads and the camera decoder in fp32 whatever the outer autocast;
         # fast_heads lets an outer autocast reach them (faster on GPUs, not bit-comparable).
         fp32 = nullcontext() if self.fast_heads else torch.autocast(x.device.type, enabled=False)
         with fp32:
             if self.spec.head.kind == 'dpt':
                 depth, sky = (t.reshape(B, S, H, W) for t in _run_head(self.head, flat, H, W))
-                return DA3Output(postprocess.fill_sky(depth, sky) if fill_sky else depth, sky=sky)
+                return DA3Output(postprocess.fill_sky(depth, sky) if fill_sky else depth, sky=sky,
+                                 descriptor=descriptor)
             out = _run_head(self.head, flat, H, W)
             depth, conf = out.depth.reshape(B, S, H, W), out.depth_conf.reshape(B, S, H, W)
             ray = out.ray.reshape((B, S) + out.ray.shape[1:])
@@ -118,7 +130,7 @@ class DA3Net(nn.Module):
                 extr, K = pose_encoding_to_cameras(self.cam_dec(feats.camera_tokens[-1]), (H, W))
         if not return_rays:
             ray = ray_conf = None
-        return DA3Output(depth, conf, extr, K, ray=ray, ray_conf=ray_conf)
+        return DA3Output(depth, conf, extr, K, ray=ray, ray_conf=ray_conf, descriptor=descriptor)
 
 
 class NestedDA3Net(nn.Module):
@@ -132,9 +144,10 @@ class NestedDA3Net(nn.Module):
 
     def forward(self, x: Tensor, extrinsics: Tensor | None = None,
                 intrinsics: Tensor | None = None, use_ray_pose: bool = False,
-                ref_view_strategy: str = 'saddle_balanced', return_rays: bool = False
-                ) -> DA3Output:
-        out = self.da3(x, extrinsics, intrinsics, use_ray_pose, ref_view_strategy, return_rays)
+                ref_view_strategy: str = 'saddle_balanced', return_rays: bool = False,
+                return_descriptor: bool = False) -> DA3Output:
+        out = self.da3(x, extrinsics, intrinsics, use_ray_pose, ref_view_strategy, return_rays,
+                       return_descriptor=return_descriptor)
         metric = self.da3_metric(x)   # never camera-conditioned
         metric_depth = postprocess.metric_depth_from_focal(metric.depth, out.intrinsics)
         scale = postprocess.nested_scale(out.depth, out.depth_conf, metric_depth, metric.sky)

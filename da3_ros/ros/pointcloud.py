@@ -188,6 +188,18 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
     return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=1).astype(np.uint8)
 
 
+def _cloud_message(names: list[str], count: int, data: bytes, header: Header) -> PointCloud2:
+    """Unorganised, dense, little-endian PointCloud2 of `count` records of float32 fields."""
+    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+              for i, n in enumerate(names)]
+    step = 4 * len(names)
+    msg = PointCloud2(height=1, width=count, fields=fields, is_bigendian=False,
+                      point_step=step, row_step=step * count, is_dense=True)
+    msg.header = copy_header(header)
+    msg.data = data
+    return msg
+
+
 def points_to_cloud(points: Points, header: Header) -> PointCloud2:
     """Points -> unorganised (height 1), dense, little-endian PointCloud2.
 
@@ -204,14 +216,17 @@ def points_to_cloud(points: Points, header: Header) -> PointCloud2:
         packed['rgb'] = pack_rgb(points.rgb).view(np.uint32)
     if points.confidence is not None:
         packed['confidence'] = points.confidence
-    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-              for i, n in enumerate(names)]
-    step = 4 * len(names)
-    msg = PointCloud2(height=1, width=len(packed), fields=fields, is_bigendian=False,
-                      point_step=step, row_step=step * len(packed), is_dense=True)
-    msg.header = copy_header(header)
-    msg.data = packed.tobytes()
-    return msg
+    return _cloud_message(names, len(packed), packed.tobytes(), header)
+
+
+def packed_to_cloud(records: np.ndarray, header: Header) -> PointCloud2:
+    """(N, 5) or (N, 4) float32 records from geometry.packed_points (x, y, z, rgb bits[,
+    confidence]) -> the same PointCloud2 points_to_cloud builds, without repacking."""
+    records = np.ascontiguousarray(records, dtype='<f4')
+    if records.ndim != 2 or records.shape[1] not in (4, 5):
+        raise CloudError('shape_mismatch', f'records must be (N, 4|5), got {records.shape}')
+    names = ['x', 'y', 'z', 'rgb', 'confidence'][:records.shape[1]]
+    return _cloud_message(names, len(records), records.tobytes(), header)
 
 
 def cloud_dtype(msg: PointCloud2) -> np.dtype:

@@ -75,8 +75,9 @@ class PredictorChunkAdapter:
     """Makes any engine Predictor a ChunkPredictor.
 
     predictor: object with predict(images, intrinsics=None, extrinsics=None) -> Prediction
-    describe: optional callable images -> (S, D) descriptors, e.g. pooled backbone tokens
-        (see descriptors.pool_global_descriptor); None disables loop retrieval
+    describe: optional callable images -> (S, D) descriptors, used when the prediction has
+        none; build the Predictor with return_descriptors=True to get DA3's own pooled backbone
+        tokens from the same forward. Neither: no loop retrieval
     intrinsics: optional (N, 3, 3) per rig camera, input pixels, repeated for every frame
     """
 
@@ -90,5 +91,8 @@ class PredictorChunkAdapter:
         images = [image for frame in frames for image in frame.images]
         K = None if self.intrinsics is None else np.concatenate([self.intrinsics] * len(frames))
         prediction = self.predictor.predict(images, intrinsics=K)
-        descriptors = None if self.describe is None else self.describe(images)
+        # the network's own descriptors (Predictor(return_descriptors=True)) cost no extra pass
+        descriptors = getattr(prediction, 'descriptors', None)
+        if descriptors is None and self.describe is not None:
+            descriptors = self.describe(images)
         return ChunkOutput(prediction, descriptors)
