@@ -31,6 +31,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
     ],
     entry_points={'console_scripts': [f'da3-ros = {PACKAGE}.cli:main',
-                                      f'depth_node = {PACKAGE}.nodes.depth_node:main']},
+                                      f'depth_node = {PACKAGE}.nodes.depth_node:main',
+                                      f'slam_node = {PACKAGE}.nodes.slam_node:main']},
     zip_safe=False,
 )

@@ -9,11 +9,12 @@ import yaml
 
 from da3_ros.launch_logic import rig_nodes
 from da3_ros.ros.depth_params import PARAM_NAMES
+from da3_ros.ros.slam_params import SLAM_PARAM_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAM_FILES = sorted(p for p in (ROOT / 'config').glob('*.yaml')
                      if 'ros__parameters' in p.read_text())
-NODES = {'da3_depth': set(PARAM_NAMES)}  # add 'da3_slam' when its parameter table exists
+NODES = {'da3_depth': set(PARAM_NAMES), 'da3_slam': set(SLAM_PARAM_NAMES)}
 
 
 def test_expected_param_files_exist():

@@ -112,6 +112,11 @@ class TfBuffer:
         """Every frame id seen, parents and children."""
         return set(self._edges) | {e.parent for e in self._edges.values()}
 
+    def parent(self, frame: str) -> str | None:
+        """The parent of `frame` in the tree, None for a root or an unknown frame."""
+        edge = self._edges.get(frame)
+        return None if edge is None else edge.parent
+
     def add_transform(self, msg: TransformStamped, static: bool) -> None:
         """Store one transform; a new parent or static-ness for a child replaces its edge."""
         parent, child = msg.header.frame_id, msg.child_frame_id

@@ -1,0 +1,174 @@
+"""SLAM node: camera sets (or the depth node's RigDepth) -> chunked DA3 SLAM -> map, TF, path.
+
+    ros2 run da3_ros slam_node --ros-args --params-file my_slam.yaml
+
+Parameters: da3_ros/ros/slam_params.py. Publishes /tf (map->odom while odom->base exists,
+else map->base, never a frame another node parents), ~/path, ~/keyframes (PoseArray),
+~/map (PointCloud2, throttled), ~/loop_closures (MarkerArray), ~/status (da3_ros/SlamStatus),
+/diagnostics, and once at start with map.load_path ~/prior_map, ~/prior_path (latched).
+Services ~/save_map and ~/reset (std_srvs/Trigger). One worker thread runs the SLAM.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from collections import Counter, deque
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+
+from da3_ros.errors import ConfigError, Da3RosError
+from da3_ros.ros import qos
+from da3_ros.ros import slam_outputs as out
+from da3_ros.ros.diagnostics import CauseThrottle
+from da3_ros.ros.slam_frames import SlamFrames
+from da3_ros.ros.slam_inputs import system_factory
+from da3_ros.ros.slam_params import declare_slam_params
+from da3_ros.ros.slam_publishers import SlamPublishers
+from da3_ros.ros.slam_session import SlamSession
+from da3_ros.ros.tf_buffer import TfBuffer, TfListener
+
+
+def _make_predictor(cfg):
+    if cfg['predictor'] == 'simulated' or cfg['input_mode'] == 'rig_depth':
+        return None
+    from da3_ros.engine.factory import make_predictor
+    try:
+        return make_predictor(cfg['model'], cfg['backend'], cfg['device'], cfg['precision'],
+                              cfg['model_file'] or None, process_res=cfg['process_res'],
+                              return_descriptors=cfg['backend'] == 'torch')
+    except Exception as err:
+        raise ConfigError(f"parameter 'model' ({cfg['model']!r}): {err}") from err
+
+
+class SlamNode(Node):
+    def __init__(self, predictor=None):
+        super().__init__('da3_slam')
+        self.cfg = cfg = declare_slam_params(self)
+        self.session = SlamSession(system_factory(cfg, predictor or _make_predictor(cfg)))
+        self.tf_buffer = TfBuffer()
+        self._tf_listener = TfListener(self, self.tf_buffer)
+        self.drops, self.throttle = Counter(), CauseThrottle(cfg['log_throttle_s'])
+        self.out = SlamPublishers(self, cfg, self.tf_buffer, lambda: self.frames.camera_frame)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.reliable(10))
+        self.queue, self.wake, self.lock = deque(), threading.Condition(), threading.Lock()
+        self.stopping = False
+        self.frames = SlamFrames(self, cfg, self.tf_buffer, self._enqueue, self._drop)
+        self.create_service(Trigger, '~/save_map', self._save)
+        self.create_service(Trigger, '~/reset', self._reset)
+        self.create_timer(cfg['diagnostics_period_s'], self._publish_diagnostics)
+        self.create_timer(max(cfg['publish.tf_period_s'], 0.05), self._republish)
+        if cfg['map.load_path']:
+            self.out.publish_prior(cfg['map.load_path'])
+        self.worker = threading.Thread(target=self._work, daemon=True)
+        self.worker.start()
+
+    def _drop(self, cause: str, text: str) -> None:
+        self.drops[cause] += 1
+        if self.throttle.should_log(cause):
+            self.get_logger().warning(f'dropped ({cause}): {text}')
+
+    def _enqueue(self, frame) -> None:
+        with self.wake:
+            if len(self.queue) >= self.cfg['queue_size']:
+                self.queue.popleft()
+                self._drop('queue_full', 'the SLAM is behind; dropped the oldest frame')
+            self.queue.append(frame)
+            self.wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self.wake:
+                while not self.queue and not self.stopping:
+                    self.wake.wait()
+                if self.stopping:
+                    return
+                frame = self.queue.popleft()
+            try:
+                with self.lock:
+                    if self.session.add(frame):
+                        problem = self.out.publish_chunk(self.session, frame.stamp_ns,
+                                                         sum(self.drops.values()))
+                        if problem:
+                            self._drop('tf_owned', problem)
+            except Da3RosError as err:
+                self._drop(getattr(err, 'cause', type(err).__name__), str(err))
+            except Exception as err:  # never die on a frame
+                self._drop('slam_error', f'{type(err).__name__}: {err}')
+
+    def _republish(self) -> None:
+        self.frames.flush()
+        if self.lock.acquire(blocking=False):       # never stall inputs behind a chunk
+            if self.out.map_due and self.session.ready:
+                self.out.publish_map(self.session, self.session.stamps_ns[-1])
+            self.lock.release()
+        if self.cfg['publish.tf_period_s'] > 0:
+            self.out.republish_tf(self.get_clock().now().nanoseconds)
+
+    def _save(self, request, response):
+        path = self.cfg['map.save_path']
+        with self.lock:
+            if not path or not self.session.ready:
+                response.message = 'no map.save_path' if not path else 'no chunk processed yet'
+                return response
+            frames = {'map': self.cfg['frames.map'], 'camera': self.frames.camera_frame,
+                      'base': self.cfg['frames.base'] or self.frames.camera_frame}
+            try:
+                self.session.save(path, frames)
+                response.success, response.message = True, f'saved to {path}'
+            except Exception as err:  # disk full, permissions: report, keep running
+                response.message = f'save failed ({type(err).__name__}: {err})'
+        return response
+
+    def _reset(self, request, response):
+        with self.wake, self.lock:
+            self.queue.clear()
+            self.session.reset()
+            self.out.clear()
+            self.out.publish_status(self.session, 'reset', 0, sum(self.drops.values()))
+        response.success, response.message = True, 'reset: a new map starts with the next frame'
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            return                                  # the worker is inside a chunk
+        summary = out.summarize(self.session, 'tracking' if self.session.ready else 'waiting',
+                                self.out.last_tf[0] if self.out.last_tf else '',
+                                sum(self.drops.values()))
+        self.lock.release()
+        now = self.get_clock().now().nanoseconds
+        self.diag_pub.publish(out.diagnostics_msg(summary, now, self.get_name(), self.drops))
+
+    def destroy_node(self):
+        with self.wake:
+            self.stopping = True
+            self.wake.notify()
+        self.worker.join(timeout=10.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SlamNode()
+    except Da3RosError as err:
+        rclpy.logging.get_logger('da3_slam').fatal(f'bad parameter, not starting: {err}')
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The SLAM node's parameters: one declaration table, validated into a frozen SlamNodeConfig.
+
+Same scheme as depth_params: every parameter is declared once (SLAM_PARAMS), parsed by a pure
+function of a name -> value dict (`parse_slam_config`), and every error is a ConfigError that
+starts with the parameter's name. Parameters named `test.*` only serve the simulated predictor
+(predictor 'simulated'), which stands in for the network in node tests; never use them on a
+robot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from da3_ros.errors import ConfigError
+from da3_ros.ros.depth_params import REQUIRED, Param, _bad, _check_value
+from da3_ros.slam.chunking import ChunkConfig
+from da3_ros.slam.loops import LoopConfig
+from da3_ros.slam.map import MapConfig
+from da3_ros.slam.system import SlamConfig
+
+INPUT_MODES = ('cameras', 'rig_depth')
+PREDICTORS = ('network', 'simulated')
+SIM_PROFILES = ('nominal', 'noiseless', 'hard')
+
+SLAM_PARAMS: tuple[Param, ...] = (
+    Param('input_mode', 'str', 'cameras',
+          "'cameras': subscribe the images and run the network per chunk; 'rig_depth': use the "
+          "depth node's synchronised da3_ros/RigDepth (no network here, no loop retrieval)",
+          choices=INPUT_MODES),
+    Param('cameras', 'str[]', [],
+          'input_mode cameras: camera namespaces in rig order; image <ns>/<image_topic>, '
+          'the first camera is the tracked one'),
+    Param('image_topic', 'str', 'image_raw', 'image topic inside each camera namespace'),
+    Param('image_transport', 'str', 'raw', "'raw' (Image) or 'compressed' (CompressedImage)",
+          choices=('raw', 'compressed')),
+    Param('camera_info_topic', 'str', 'camera_info', 'CameraInfo topic in each namespace'),
+    Param('use_camera_info', 'bool', False,
+          'give CameraInfo K to the network (frames wait until every camera has one)'),
+    Param('rig_depth_topic', 'str', '/da3/rig_depth', 'input_mode rig_depth: RigDepth topic'),
+    Param('sync.slop_s', 'float', 0.05, 'largest stamp difference inside one camera set, s',
+          range=(0.0, 10.0)),
+    Param('sync.queue_size', 'int', 10, 'images kept per camera while waiting for a set',
+          range=(1, 1000)),
+    Param('sync.max_wait_s', 'float', 1.0, 'age after which a partial set is dropped, s',
+          range=(0.0, 60.0)),
+    Param('frame_stride', 'int', 1, 'use every n-th synchronised set as a SLAM frame',
+          range=(1, 1000)),
+    Param('queue_size', 'int', 1000,
+          'frames waiting for the SLAM worker; the oldest is dropped when full',
+          range=(1, 100000)),
+    Param('predictor', 'str', 'network',
+          "'network' (DA3 through the engine) or 'simulated' (test stand-in, test.* params)",
+          choices=PREDICTORS),
+    Param('model', 'str', 'depth-anything/DA3-LARGE', 'Hugging Face id or checkpoint folder'),
+    Param('backend', 'str', 'torch', 'inference backend (loops need the torch backend)',
+          choices=('torch', 'onnxruntime', 'tensorrt')),
+    Param('model_file', 'str', '', '.onnx / .engine file for onnxruntime / tensorrt'),
+    Param('device', 'str', 'cuda', "'cpu', 'cuda' or 'cuda:N'"),
+    Param('precision', 'str', 'fp32', 'torch precision', choices=('fp32', 'bf16', 'fp16')),
+    Param('process_res', 'int', 504, 'network resolution (longest side, pixels)',
+          range=(14, 4096)),
+    Param('test.simulated_trajectory', 'str', '',
+          "TEST ONLY (predictor 'simulated'): ground truth file, TUM (8 columns) or KITTI (12); "
+          'frame i of the stream is rendered at its pose i'),
+    Param('test.simulated_profile', 'str', 'nominal', 'TEST ONLY: simulated error profile',
+          choices=SIM_PROFILES),
+    Param('test.simulated_seed', 'int', 0, 'TEST ONLY: seed of the simulated errors',
+          range=(0, 2**31 - 1)),
+    Param('test.simulated_image_hw', 'str[]', ['12', '40'],
+          'TEST ONLY: [height, width] of the simulated depth maps'),
+    Param('test.simulated_camera_yaw_deg', 'str[]', ['0'],
+          'TEST ONLY: yaw of each simulated rig camera relative to camera 0, degrees'),
+    Param('chunk.size', 'int', 120, 'frames per chunk (one network call)', range=(2, 10000)),
+    Param('chunk.overlap', 'int', 60, 'frames shared by consecutive chunks', range=(1, 9999)),
+    Param('loops.enabled', 'bool', True, 'detect, verify and add loop closures'),
+    Param('loops.exclude_frames', 'int', 240, 'no loop candidates among the newest n frames',
+          range=(1, 1000000)),
+    Param('loops.nms_frames', 'int', 25, 'suppression radius around a kept loop pair, frames',
+          range=(0, 1000000)),
+    Param('loops.window', 'int', 20, 'frames per side of a loop verification chunk',
+          range=(2, 1000)),
+    Param('map.voxel_size_m', 'float', 0.5, 'global map voxel edge (map units)',
+          range=(1e-3, 100.0)),
+    Param('map.points_per_frame', 'int', 256, 'depth samples per view added to the map',
+          range=(1, 100000)),
+    Param('map.save_path', 'str', '',
+          'folder written by ~/save_map (atomically: a kill never leaves a broken map)'),
+    Param('map.load_path', 'str', '',
+          "a saved map folder published once on ~/prior_map and ~/prior_path ('' = none)"),
+    Param('frames.map', 'str', 'map', 'the map frame (parent of the published TF)'),
+    Param('frames.odom', 'str', 'odom',
+          "odometry frame: map->odom is published while odom->base exists in TF ('' = never)"),
+    Param('frames.base', 'str', '',
+          "tracked body frame; '' = the first camera's frame (map->it without odometry)"),
+    Param('tf_tolerance_s', 'float', 0.1, 'largest stamp gap for odom->base lookups, s',
+          range=(0.0, 10.0)),
+    Param('tf_wait_s', 'float', 0.5,
+          'a frame waits for its base / odom transforms up to this much stamp time, s',
+          range=(0.0, 60.0)),
+    Param('publish.map_period_s', 'float', 2.0,
+          'the global map is published at most this often, s (0 = after every chunk)',
+          range=(0.0, 3600.0)),
+    Param('publish.map_voxel_size_m', 'float', 0.0,
+          'extra voxel averaging of the published map only (0 = the map as is)',
+          range=(0.0, 100.0)),
+    Param('publish.tf_period_s', 'float', 0.1,
+          'republish the newest map TF with the current time this often (0 = per chunk only)',
+          range=(0.0, 60.0)),
+    Param('qos.reliable_inputs', 'bool', False, 'reliable instead of sensor-data inputs'),
+    Param('diagnostics_period_s', 'float', 1.0, '/diagnostics period, s', range=(0.01, 60.0)),
+    Param('log_throttle_s', 'float', 5.0, 'one log line per drop cause per this period, s',
+          range=(0.0, 3600.0)),
+)
+SLAM_PARAM_NAMES = tuple(p.name for p in SLAM_PARAMS)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """The simulated predictor (tests): GT file, profile, seed, depth size, camera yaws."""
+
+    trajectory: Path
+    profile: str
+    seed: int
+    image_hw: tuple[int, int]
+    camera_yaw_deg: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class SlamNodeConfig:
+    """Validated node configuration; `values` keeps every raw parameter by name."""
+
+    values: dict
+    topics: tuple[str, ...]          # image topics (cameras) or the RigDepth topic
+    info_topics: tuple[str, ...]
+    simulation: SimulationConfig | None
+    slam: SlamConfig
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def s_to_ns(self) -> int:
+        return 1_000_000_000
+
+
+def _floats(name: str, items: list[str], count: int | None = None) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in items)
+    except ValueError as err:
+        raise _bad(name, f'expected numbers, got {items}') from err
+    if count is not None and len(values) != count:
+        raise _bad(name, f'expected {count} values, got {len(values)}')
+    return values
+
+
+def _simulation(v: dict, num_cameras: int) -> SimulationConfig | None:
+    if v['predictor'] != 'simulated':
+        return None
+    path = Path(v['test.simulated_trajectory'])
+    if not path.is_file():
+        raise _bad('test.simulated_trajectory', f"{str(path)!r} is not a file (predictor "
+                   "'simulated' needs a ground-truth trajectory)")
+    hw = _floats('test.simulated_image_hw', v['test.simulated_image_hw'], 2)
+    if min(hw) < 2 or any(h != int(h) for h in hw):
+        raise _bad('test.simulated_image_hw', f'needs two integers >= 2, got {hw}')
+    yaws = _floats('test.simulated_camera_yaw_deg', v['test.simulated_camera_yaw_deg'],
+                   num_cameras)
+    return SimulationConfig(path, v['test.simulated_profile'], v['test.simulated_seed'],
+                            (int(hw[0]), int(hw[1])), yaws)
+
+
+def _topics(v: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if v['input_mode'] == 'rig_depth':
+        if not v['rig_depth_topic']:
+            raise _bad('rig_depth_topic', 'must not be empty')
+        if v['predictor'] != 'network' or v['use_camera_info']:
+            raise _bad('predictor' if v['predictor'] != 'network' else 'use_camera_info',
+                       "input_mode 'rig_depth' takes depth and poses from RigDepth; the "
+                       'predictor options apply to input_mode cameras only')
+        return (v['rig_depth_topic'],), ()
+    namespaces = [ns.rstrip('/') for ns in v['cameras']]
+    if not namespaces or not all(ns.strip('/') for ns in namespaces):
+        raise _bad('cameras', "input_mode 'cameras' needs at least one camera namespace")
+    suffix = '/compressed' if v['image_transport'] == 'compressed' else ''
+    return (tuple(f"{ns}/{v['image_topic'].strip('/')}{suffix}" for ns in namespaces),
+            tuple(f"{ns}/{v['camera_info_topic'].strip('/')}" for ns in namespaces))
+
+
+def _check(v: dict) -> None:
+    if not v['chunk.overlap'] < v['chunk.size']:
+        raise _bad('chunk.overlap', f"{v['chunk.overlap']} must be < chunk.size "
+                   f"{v['chunk.size']}")
+    if not v['frames.map']:
+        raise _bad('frames.map', 'must name the map frame')
+    for name in ('frames.odom', 'frames.base'):
+        if v[name] and v[name] == v['frames.map']:
+            raise _bad(name, f"equals frames.map {v['frames.map']!r}")
+    if v['sync.max_wait_s'] < v['sync.slop_s']:
+        raise _bad('sync.max_wait_s', f"{v['sync.max_wait_s']} < sync.slop_s")
+    if v['predictor'] == 'network' and v['input_mode'] == 'cameras':
+        if v['backend'] != 'torch' and not v['model_file']:
+            raise _bad('model_file', f"the {v['backend']} backend needs a model file")
+        if v['backend'] == 'torch' and v['model_file']:
+            raise _bad('model_file', 'the torch backend loads `model`; leave it empty')
+    if v['map.load_path'] and not (Path(v['map.load_path']) / 'metadata.json').is_file():
+        raise _bad('map.load_path', f"{v['map.load_path']!r} is not a saved map folder")
+
+
+def parse_slam_config(values: dict[str, Any]) -> SlamNodeConfig:
+    """Raw parameter values (missing names take defaults) -> SlamNodeConfig; raises
+    ConfigError naming the first bad parameter."""
+    if unknown := sorted(set(values) - set(SLAM_PARAM_NAMES)):
+        raise _bad(unknown[0], 'is not a slam node parameter')
+    v = {p.name: _check_value(p, values.get(p.name, p.default)) for p in SLAM_PARAMS}
+    topics, info_topics = _topics(v)
+    _check(v)
+    try:
+        slam = SlamConfig(
+            chunk=ChunkConfig(v['chunk.size'], v['chunk.overlap']),
+            loop=LoopConfig(exclude_frames=v['loops.exclude_frames'], window=v['loops.window'],
+                            nms_frames=v['loops.nms_frames']),
+            map=MapConfig(voxel_m=v['map.voxel_size_m'],
+                          points_per_frame=v['map.points_per_frame']),
+            loops_enabled=v['loops.enabled'] and v['input_mode'] == 'cameras')
+    except ConfigError as err:
+        raise _bad('chunk.size', str(err)) from err
+    return SlamNodeConfig(v, topics, info_topics, _simulation(v, max(len(topics), 1)), slam)
+
+
+def declare_slam_params(node) -> SlamNodeConfig:
+    """Declare SLAM_PARAMS on an rclpy node (descriptions, ranges) and parse them."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.parameter import Parameter
+
+    types = {'str': Parameter.Type.STRING, 'int': Parameter.Type.INTEGER,
+             'float': Parameter.Type.DOUBLE, 'bool': Parameter.Type.BOOL,
+             'str[]': Parameter.Type.STRING_ARRAY}
+    values = {}
+    for p in SLAM_PARAMS:
+        descriptor = ParameterDescriptor(description=p.description)
+        if p.choices:
+            descriptor.additional_constraints = f'one of {list(p.choices)}'
+        if p.range is not None and p.kind == 'int':
+            descriptor.integer_range = [IntegerRange(from_value=int(p.range[0]),
+                                                     to_value=int(p.range[1]), step=1)]
+        elif p.range is not None:
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(p.range[0]), to_value=float(p.range[1]), step=0.0)]
+        default = types[p.kind] if p.default is REQUIRED or p.default == [] else p.default
+        try:
+            values[p.name] = node.declare_parameter(p.name, default, descriptor).value
+        except Exception as err:  # rclpy's type / range errors
+            raise _bad(p.name, f'{type(err).__name__}: {err}') from err
+        if p.kind == 'str[]' and values[p.name] is None:
+            values[p.name] = []
+    return parse_slam_config(values)
