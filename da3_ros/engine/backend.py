@@ -91,6 +91,12 @@ class Backend(abc.ABC):
         if extrinsics is not None and not self.supports_cameras:
             raise ConfigError(f'camera conditioning is not available on this {self.name} '
                               f'model of {self.model_name}')
+        self.check_options(ref_view_strategy, use_ray_pose, return_rays, return_descriptors)
+
+    def check_options(self, ref_view_strategy: str, use_ray_pose: bool = False,
+                      return_rays: bool = False, return_descriptors: bool = False) -> None:
+        """Raise ConfigError for options this backend cannot run (checked once by the
+        Predictor at construction, and again per request)."""
         if ref_view_strategy not in self.ref_view_strategies:
             raise ConfigError(f'reference-view strategy {ref_view_strategy!r} is not available '
                               f'on the {self.name} backend (have {self.ref_view_strategies})')

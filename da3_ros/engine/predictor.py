@@ -124,16 +124,7 @@ class Predictor:
             raise ConfigError(f'backend must be a da3_ros Backend, got {type(backend).__name__}')
         check_resize_config(process_res, method)
         strategy = ref_view_strategy or backend.default_ref_view_strategy
-        if strategy not in backend.ref_view_strategies:
-            raise ConfigError(f'reference-view strategy {strategy!r} is not available on the '
-                              f'{backend.name} backend (have {backend.ref_view_strategies})')
-        if use_ray_pose and not backend.supports_ray_pose:
-            raise ConfigError(f'use_ray_pose is not available on the {backend.name} backend')
-        if return_rays and not backend.supports_rays:
-            raise ConfigError(f'rays are not available on the {backend.name} backend')
-        if return_descriptors and not backend.supports_descriptors:
-            raise ConfigError(f'place descriptors are not available on the {backend.name} '
-                              f'backend')
+        backend.check_options(strategy, use_ray_pose, return_rays, return_descriptors)
         self.backend = backend
         self.process_res, self.method = process_res, method
         self.ref_view_strategy = strategy

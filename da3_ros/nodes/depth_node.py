@@ -20,9 +20,7 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
@@ -36,6 +34,7 @@ from da3_ros.ros.depth_params import check_model_for_mode, declare_depth_params
 from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics
 from da3_ros.ros.errors import MessageError, SyncError, TfError
 from da3_ros.ros.image_conversion import compressed_to_rgb, copy_header, image_to_rgb
+from da3_ros.ros.node_main import run_node
 from da3_ros.ros.rig_calibration import extrinsics_from_tf, load_rig_calibration
 from da3_ros.ros.tf_buffer import TfBroadcaster, TfBuffer, TfListener
 from da3_ros.ros.time_sync import ApproximateTimeSync, SyncedSet, stamp_to_ns
@@ -293,23 +292,7 @@ class DepthNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = DepthNode()
-    except ConfigError as err:
-        rclpy.logging.get_logger('da3_depth').fatal(f'bad parameter, not starting: {err}')
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DepthNode, 'da3_depth', args)
 
 
 if __name__ == '__main__':

@@ -14,9 +14,7 @@ import sys
 import threading
 from collections import Counter, deque
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
@@ -24,6 +22,7 @@ from da3_ros.errors import ConfigError, Da3RosError
 from da3_ros.ros import qos
 from da3_ros.ros import slam_outputs as out
 from da3_ros.ros.diagnostics import CauseThrottle
+from da3_ros.ros.node_main import run_node
 from da3_ros.ros.slam_frames import SlamFrames
 from da3_ros.ros.slam_inputs import system_factory
 from da3_ros.ros.slam_params import declare_slam_params
@@ -151,23 +150,7 @@ class SlamNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SlamNode()
-    except Da3RosError as err:
-        rclpy.logging.get_logger('da3_slam').fatal(f'bad parameter, not starting: {err}')
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SlamNode, 'da3_slam', args)
 
 
 if __name__ == '__main__':

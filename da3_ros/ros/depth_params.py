@@ -316,10 +316,12 @@ def check_model_for_mode(cfg: DepthConfig, model_name: str, is_anyview: bool,
                    'without camera inputs')
 
 
-def declare_depth_params(node) -> DepthConfig:
-    """Declare PARAMS on an rclpy node (descriptions, ranges) and parse them into DepthConfig.
+def declare_params(node, params) -> dict[str, Any]:
+    """Declare a parameter table on an rclpy node (descriptions, ranges, choices) and return the
+    raw values by name. A str[] parameter with default [] is declared typed (rclpy cannot infer
+    an empty list's type) and reads back as []; an unset REQUIRED one reads back as None.
 
-    Raises ConfigError naming the parameter, also for values rclpy itself rejects.
+    Raises ConfigError naming the parameter for values rclpy itself rejects.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.parameter import Parameter
@@ -328,7 +330,7 @@ def declare_depth_params(node) -> DepthConfig:
              'float': Parameter.Type.DOUBLE, 'bool': Parameter.Type.BOOL,
              'str[]': Parameter.Type.STRING_ARRAY}
     values = {}
-    for p in PARAMS:
+    for p in params:
         descriptor = ParameterDescriptor(description=p.description)
         if p.choices:
             descriptor.additional_constraints = f'one of {list(p.choices)}'
@@ -338,9 +340,19 @@ def declare_depth_params(node) -> DepthConfig:
         elif p.range is not None:
             descriptor.floating_point_range = [FloatingPointRange(
                 from_value=float(p.range[0]), to_value=float(p.range[1]), step=0.0)]
-        default = types[p.kind] if p.default is REQUIRED else p.default
+        empty_list = isinstance(p.default, list) and not p.default
+        default = types[p.kind] if p.default is REQUIRED or empty_list else p.default
         try:
             values[p.name] = node.declare_parameter(p.name, default, descriptor).value
         except Exception as err:  # rclpy's type / range / uninitialised errors
             raise _bad(p.name, f'{type(err).__name__}: {err}') from err
+        if empty_list and values[p.name] is None:
+            values[p.name] = []
+    return values
+
+
+def declare_depth_params(node) -> DepthConfig:
+    """Declare PARAMS on an rclpy node and parse them into DepthConfig (ConfigError names the
+    parameter)."""
+    values = declare_params(node, PARAMS)
     return parse_depth_config(values)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from da3_ros.errors import ConfigError
-from da3_ros.ros.depth_params import REQUIRED, Param, _bad, _check_value
+from da3_ros.ros.depth_params import Param, _bad, _check_value, declare_params
 from da3_ros.slam.chunking import ChunkConfig
 from da3_ros.slam.loops import LoopConfig
 from da3_ros.slam.map import MapConfig
@@ -230,28 +230,5 @@ def parse_slam_config(values: dict[str, Any]) -> SlamNodeConfig:
 
 def declare_slam_params(node) -> SlamNodeConfig:
     """Declare SLAM_PARAMS on an rclpy node (descriptions, ranges) and parse them."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-    from rclpy.parameter import Parameter
-
-    types = {'str': Parameter.Type.STRING, 'int': Parameter.Type.INTEGER,
-             'float': Parameter.Type.DOUBLE, 'bool': Parameter.Type.BOOL,
-             'str[]': Parameter.Type.STRING_ARRAY}
-    values = {}
-    for p in SLAM_PARAMS:
-        descriptor = ParameterDescriptor(description=p.description)
-        if p.choices:
-            descriptor.additional_constraints = f'one of {list(p.choices)}'
-        if p.range is not None and p.kind == 'int':
-            descriptor.integer_range = [IntegerRange(from_value=int(p.range[0]),
-                                                     to_value=int(p.range[1]), step=1)]
-        elif p.range is not None:
-            descriptor.floating_point_range = [FloatingPointRange(
-                from_value=float(p.range[0]), to_value=float(p.range[1]), step=0.0)]
-        default = types[p.kind] if p.default is REQUIRED or p.default == [] else p.default
-        try:
-            values[p.name] = node.declare_parameter(p.name, default, descriptor).value
-        except Exception as err:  # rclpy's type / range errors
-            raise _bad(p.name, f'{type(err).__name__}: {err}') from err
-        if p.kind == 'str[]' and values[p.name] is None:
-            values[p.name] = []
+    values = declare_params(node, SLAM_PARAMS)
     return parse_slam_config(values)
