@@ -2,10 +2,11 @@
 
 Node k is T_world_chunk_k. An edge (i, j) measures T_i_j = T_world_i^-1 T_world_j, with
 a diagonal information in GTSAM's Similarity3 tangent order (rotation rad x3,
-translation x3, log-scale). Odometry edges are Gaussian; loop edges get a Cauchy kernel,
-so one wrong loop that slipped through verification bends the graph little. An optional
-unary prior log(s_k) ~ N(0, sigma) per node uses a metric network (or a rig's known
-baseline) to stop the scale random walk.
+translation x3, log-scale), plus an optional extra translation variance along the
+motion. Odometry edges are Gaussian; loop edges get a Cauchy kernel, so one wrong loop
+that slipped through verification bends the graph little. An optional unary prior
+log(s_k) ~ N(0, sigma) per node uses a metric network (or a rig's known baseline) to stop
+the scale random walk.
 """
 from __future__ import annotations
 
@@ -23,12 +24,31 @@ GNC_FACTOR = 4.0       # kernel width shrink per stage of the graduated solve
 
 @dataclass(frozen=True)
 class EdgeSigmas:
+    """Edge noise. trans_along adds variance along the unit `direction` (the edge's travel
+    direction in the tangent's translation frame): overlap alignments err mostly along the
+    motion, where a scale error of the shared frames shows up."""
+
     rot_rad: float        # per axis
     trans: float          # per axis, units of the edge's first node
     log_scale: float
+    trans_along: float = 0.0
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     def vector(self) -> np.ndarray:
+        """Per-axis sigmas without the along-motion term."""
         return np.array([self.rot_rad] * 3 + [self.trans] * 3 + [self.log_scale])
+
+    def covariance(self) -> np.ndarray:
+        """(7, 7) in GTSAM's Similarity3 tangent order."""
+        C = np.diag(self.vector() ** 2)
+        u = np.asarray(self.direction, np.float64)
+        C[3:6, 3:6] += self.trans_along ** 2 * np.outer(u, u)
+        return C
+
+    def noise_model(self):
+        if self.trans_along == 0.0:
+            return gtsam.noiseModel.Diagonal.Sigmas(self.vector())
+        return gtsam.noiseModel.Gaussian.Covariance(self.covariance())
 
 
 @dataclass(frozen=True)
@@ -99,11 +119,10 @@ class PoseGraph:
                 graph.add(gtsam.PriorFactorSimilarity3(k, gtsam.Similarity3(), scale_only))
         for e in self.odometry:
             graph.add(gtsam.BetweenFactorSimilarity3(
-                e.i, e.j, to_gtsam(e.T_i_j), gtsam.noiseModel.Diagonal.Sigmas(e.sigmas.vector())))
+                e.i, e.j, to_gtsam(e.T_i_j), e.sigmas.noise_model()))
         cauchy = gtsam.noiseModel.mEstimator.Cauchy.Create(cauchy_k)
         for e in self.loops.values():
-            noise = gtsam.noiseModel.Robust.Create(
-                cauchy, gtsam.noiseModel.Diagonal.Sigmas(e.sigmas.vector()))
+            noise = gtsam.noiseModel.Robust.Create(cauchy, e.sigmas.noise_model())
             graph.add(gtsam.BetweenFactorSimilarity3(e.i, e.j, to_gtsam(e.T_i_j), noise))
         return graph
 
@@ -137,4 +156,5 @@ class PoseGraph:
         """Whitened squared residual of an edge at the current estimates (no kernel)."""
         T_i_j = self.estimates[edge.i].inverse() @ self.estimates[edge.j]
         err = gtsam.Similarity3.Logmap(to_gtsam(edge.T_i_j).inverse() * to_gtsam(T_i_j))
-        return float(np.sum((np.asarray(err) / edge.sigmas.vector()) ** 2))
+        err = np.asarray(err)
+        return float(err @ np.linalg.solve(edge.sigmas.covariance(), err))

@@ -36,13 +36,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EdgeNoise:
-    """Base information of edges; scaled up by an edge's quality relative to the run."""
+    """Base information of edges; scaled up by an edge's quality relative to the run.
+
+    Set from the measured edge errors against the simulator's true chunk poses on tuning
+    seeds 100-107, never 0-4 (docs/slam_benchmarks.md): overlap alignments err mostly
+    along the motion, a few times less across it; the depth-ratio scale of an edge is good
+    to ~0.2 %, a loop's (20 + 20 frames) to ~0.4 %; loop edges join co-located chunks, so
+    their translation error does not grow with the edge length.
+    """
 
     rot_deg: float = 0.1            # per axis
-    trans_frac: float = 0.005       # translation sigma per unit of edge length
-    trans_depth_frac: float = 0.01  # plus this fraction of the median scene depth
-    log_scale: float = 0.01
-    loop_factor: float = 2.0        # loop sigmas = odometry sigmas x this
+    trans_frac: float = 0.0005      # translation sigma per unit of edge length, every axis
+    trans_depth_frac: float = 0.002  # plus this fraction of the median scene depth
+    trans_along_frac: float = 0.0045  # plus this along the motion, per unit of edge length
+    log_scale: float = 0.002        # depth-ratio scale of 60 shared frames: ~0.2 %
+    loop_factor: float = 1.5        # loop rotation sigma = odometry x this
+    loop_trans_depth_frac: float = 0.015  # loop translation sigma (isotropic) x scene depth
+    loop_scale_factor: float = 2.0  # loop log-scale sigma = odometry x this (20 + 20 frames)
     fallback_factor: float = 20.0   # pose-only fallback edges
 
 
@@ -167,7 +177,7 @@ class SlamSystem:
         rows_p, rows_c = prev.view_rows(shared).ravel(), views.view_rows(shared).ravel()
         depth = prev.depth[rows_p]
         al = align_samples(views.points(rows_c), prev.points(rows_p), views.conf[rows_c],
-                           prev.conf[rows_p], depth, self.cfg.align)
+                           prev.conf[rows_p], depth, self.cfg.align, views.depth[rows_c])
         scene = float(np.median(depth[prev.conf[rows_p] > 0])) if (prev.conf[rows_p] > 0).any() \
             else 1.0
         med_in, med_res = self._seq_medians()
@@ -187,9 +197,21 @@ class SlamSystem:
         return float(np.median(q[:, 0])), float(np.median(q[:, 1]))
 
     def _sigmas(self, T: Sim3, scene: float, factor: float) -> EdgeSigmas:
+        """Odometry sigmas of T_i_j; the along-motion term follows R^T t, the direction of
+        the translation in the frame of GTSAM's Between error."""
         n = self.cfg.noise
-        trans = n.trans_frac * np.linalg.norm(T.t) + n.trans_depth_frac * scene
-        return EdgeSigmas(np.deg2rad(n.rot_deg) * factor, trans * factor, n.log_scale * factor)
+        length = float(np.linalg.norm(T.t))
+        trans = n.trans_frac * length + n.trans_depth_frac * scene
+        along = n.trans_along_frac * length * factor
+        u = tuple(T.R.T @ T.t / length) if length > 0 else (0.0, 0.0, 1.0)
+        return EdgeSigmas(np.deg2rad(n.rot_deg) * factor, trans * factor, n.log_scale * factor,
+                          along if length > 0 else 0.0, u)
+
+    def _loop_sigmas(self, T: Sim3, scene: float, quality: float) -> EdgeSigmas:
+        n = self.cfg.noise
+        trans = n.trans_frac * float(np.linalg.norm(T.t)) + n.loop_trans_depth_frac * scene
+        return EdgeSigmas(np.deg2rad(n.rot_deg) * n.loop_factor * quality, trans * quality,
+                          n.log_scale * n.loop_scale_factor * quality)
 
     # -- loops -------------------------------------------------------------------------
     def _close_loops(self, k: int, views: ChunkViews, descriptors: np.ndarray,
@@ -230,12 +252,14 @@ class SlamSystem:
             src = loop_views.points(rows, self.store.pixels)
             S = loop_views.depth.shape[0]
             src_conf = loop_views.conf.reshape(S, -1)[rows][:, self.store.pixels]
+            src_z = loop_views.depth.reshape(S, -1)[rows][:, self.store.pixels]
             z = self.store.depth[ids].reshape(-1, P).astype(np.float64)
             dst = backproject_samples(z, self.store.K[ids].reshape(-1, 3, 3).astype(np.float64),
                                       self.store.T_chunk_cam[ids].reshape(-1, 4, 4), self.hw,
                                       self.store.pixels)
             dst_conf = self.store.conf[ids].reshape(len(ids) * N, P).astype(np.float32)
-            aligned.append(align_samples(src, dst, src_conf, dst_conf, z, self.cfg.align))
+            aligned.append(align_samples(src, dst, src_conf, dst_conf, z, self.cfg.align,
+                                         src_z))
         if aligned[0] is None or aligned[1] is None:
             return None
         T_b_a = aligned[1].T_dst_src @ aligned[0].T_dst_src.inverse()
@@ -271,7 +295,7 @@ class SlamSystem:
         med_in, med_res = self._seq_medians()
         quality = max(1.0, max(m.align_a.median_rel_residual, m.align_b.median_rel_residual)
                       / med_res)
-        sig = self._sigmas(m.T_b_a, scene, quality * self.cfg.noise.loop_factor)
+        sig = self._loop_sigmas(m.T_b_a, scene, quality)
         loop_id = self.graph.add_loop(Edge(m.b, m.a, m.T_b_a, sig))
         self.loops[loop_id] = m
         self.stats.loops_accepted += 1

@@ -42,3 +42,20 @@ def test_gross_outliers_do_not_move_the_estimate(rng):
 def test_too_few_points_returns_none(rng):
     src, truth = _scene(rng, 10)
     assert align_points(src, truth.apply(src), np.ones(10), np.ones(10), AlignConfig()) is None
+
+
+
+def test_depth_ratio_scale_ignores_pose_stretch(rng):
+    """Stretched camera translations (a scale gradient) move a chunk's points along the
+    motion but leave its depths alone: the depth-ratio scale stays right."""
+    src, truth = _scene(rng)
+    dst = truth.apply(src)
+    stretched = src * np.array([1.0, 1.0, 1.03])          # 3 % along the motion
+    z_dst = rng.uniform(3, 40, len(src))
+    z_src = z_dst / truth.s * np.exp(rng.normal(0, 0.01, len(src)))
+    w = np.ones(len(src))
+    free = align_points(stretched, dst, w, z_dst, AlignConfig())
+    fixed = align_points(stretched, dst, w, z_dst, AlignConfig(), depth_src=z_src)
+    assert abs(np.log(free.T_dst_src.s / truth.s)) > 0.01
+    assert abs(np.log(fixed.T_dst_src.s / truth.s)) < 0.002
+    assert np.rad2deg((truth.inverse() @ fixed.T_dst_src).rotation_angle_rad()) < 0.5
