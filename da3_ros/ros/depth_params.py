@@ -36,6 +36,25 @@ class Param:
     choices: tuple[str, ...] = ()
 
 
+# The camera synchroniser's parameters, shared by every node that syncs cameras.
+SYNC_PARAMS: tuple[Param, ...] = (
+    Param('sync.slop_s', 'float', 0.05,
+          'largest stamp difference between the cameras of one set, seconds', range=(0.0, 10.0)),
+    Param('sync.queue_size', 'int', 10, 'images kept per camera while waiting for a set',
+          range=(1, 1000)),
+    Param('sync.max_wait_s', 'float', 1.0,
+          'stamp-time age after which an image waiting for its set is dropped (stale_partial); '
+          '>= sync.slop_s and above the slowest camera period', range=(0.0, 60.0)),
+)
+
+
+def check_sync(v: dict) -> None:
+    """ConfigError when sync.max_wait_s < sync.slop_s (sets could never complete)."""
+    if v['sync.max_wait_s'] < v['sync.slop_s']:
+        raise _bad('sync.max_wait_s', f"{v['sync.max_wait_s']} < sync.slop_s "
+                   f"{v['sync.slop_s']}")
+
+
 PARAMS: tuple[Param, ...] = (
     Param('cameras', 'str[]', REQUIRED,
           'camera namespaces in rig order, e.g. [/cam_front, /cam_left]; image topic '
@@ -61,13 +80,7 @@ PARAMS: tuple[Param, ...] = (
     Param('process_res_method', 'str', 'upper_bound_resize', 'official resize policy',
           choices=('upper_bound_resize', 'upper_bound_crop', 'lower_bound_resize',
                    'lower_bound_crop')),
-    Param('sync.slop_s', 'float', 0.05,
-          'largest stamp difference between the cameras of one set, seconds', range=(0.0, 10.0)),
-    Param('sync.queue_size', 'int', 10, 'images kept per camera while waiting for a set',
-          range=(1, 1000)),
-    Param('sync.max_wait_s', 'float', 1.0,
-          'stamp-time age after which an image waiting for its set is dropped (stale_partial); '
-          '>= sync.slop_s and above the slowest camera period', range=(0.0, 60.0)),
+    *SYNC_PARAMS,
     Param('metric_mode', 'str', 'relative',
           'scale source: relative (model units), metric_model (DA3METRIC + CameraInfo focal), '
           'rig_calibration (scale of the known rig extrinsics), nested (DA3NESTED)',
@@ -248,9 +261,7 @@ def _check_modes(v: dict) -> None:
                    "(needed by rig.source 'yaml')")
     if source != 'none' and not v['rig.base_frame']:
         raise _bad('rig.base_frame', 'must name the frame of the rig extrinsics')
-    if v['sync.max_wait_s'] < v['sync.slop_s']:
-        raise _bad('sync.max_wait_s', f"{v['sync.max_wait_s']} < sync.slop_s "
-                   f"{v['sync.slop_s']}")
+    check_sync(v)
     if v['cloud.min_range_m'] >= v['cloud.max_range_m']:
         raise _bad('cloud.max_range_m', f"{v['cloud.max_range_m']} <= cloud.min_range_m "
                    f"{v['cloud.min_range_m']}")

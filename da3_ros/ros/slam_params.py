@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from da3_ros.errors import ConfigError
-from da3_ros.ros.depth_params import Param, _bad, _check_value, declare_params
+from da3_ros.ros.depth_params import (
+    SYNC_PARAMS,
+    Param,
+    _bad,
+    _check_value,
+    check_sync,
+    declare_params,
+)
 from da3_ros.slam.chunking import ChunkConfig
 from da3_ros.slam.loops import LoopConfig
 from da3_ros.slam.map import MapConfig
@@ -38,12 +45,7 @@ SLAM_PARAMS: tuple[Param, ...] = (
     Param('use_camera_info', 'bool', False,
           'give CameraInfo K to the network (frames wait until every camera has one)'),
     Param('rig_depth_topic', 'str', '/da3/rig_depth', 'input_mode rig_depth: RigDepth topic'),
-    Param('sync.slop_s', 'float', 0.05, 'largest stamp difference inside one camera set, s',
-          range=(0.0, 10.0)),
-    Param('sync.queue_size', 'int', 10, 'images kept per camera while waiting for a set',
-          range=(1, 1000)),
-    Param('sync.max_wait_s', 'float', 1.0, 'age after which a partial set is dropped, s',
-          range=(0.0, 60.0)),
+    *SYNC_PARAMS,
     Param('frame_stride', 'int', 1, 'use every n-th synchronised set as a SLAM frame',
           range=(1, 1000)),
     Param('queue_size', 'int', 1000,
@@ -196,8 +198,7 @@ def _check(v: dict) -> None:
     for name in ('frames.odom', 'frames.base'):
         if v[name] and v[name] == v['frames.map']:
             raise _bad(name, f"equals frames.map {v['frames.map']!r}")
-    if v['sync.max_wait_s'] < v['sync.slop_s']:
-        raise _bad('sync.max_wait_s', f"{v['sync.max_wait_s']} < sync.slop_s")
+    check_sync(v)
     if v['predictor'] == 'network' and v['input_mode'] == 'cameras':
         if v['backend'] != 'torch' and not v['model_file']:
             raise _bad('model_file', f"the {v['backend']} backend needs a model file")

@@ -7,8 +7,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from da3_ros.errors import InputError
+from da3_ros.model.camera import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 
 
 def atomic_write_bytes(path: Path, data: bytes):
@@ -28,40 +30,14 @@ def atomic_write_bytes(path: Path, data: bytes):
 
 
 def R_to_quat_xyzw(R: np.ndarray) -> np.ndarray:
-    """(F, 3, 3) rotations -> (F, 4) unit quaternions x, y, z, w with w >= 0."""
-    m = R
-    tr = np.trace(m, axis1=1, axis2=2)
-    # Shepperd: pick the largest of 4 candidates per rotation for numerical stability.
-    cand = np.stack([tr, m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]], 1)
-    pick = np.argmax(cand, 1)
-    q = np.zeros((len(R), 4))
-    for case in range(4):                 # 4 formula branches, each vectorised over frames
-        sel = pick == case
-        r = m[sel]
-        if case == 0:
-            s = np.sqrt(1.0 + cand[sel, 0]) * 2
-            q[sel] = np.stack([(r[:, 2, 1] - r[:, 1, 2]) / s, (r[:, 0, 2] - r[:, 2, 0]) / s,
-                               (r[:, 1, 0] - r[:, 0, 1]) / s, 0.25 * s], 1)
-        else:
-            i, j, k = case - 1, case % 3, (case + 1) % 3
-            s = np.sqrt(1.0 + r[:, i, i] - r[:, j, j] - r[:, k, k]) * 2
-            v = np.zeros((sel.sum(), 4))
-            v[:, i] = 0.25 * s
-            v[:, j] = (r[:, j, i] + r[:, i, j]) / s
-            v[:, k] = (r[:, k, i] + r[:, i, k]) / s
-            v[:, 3] = (r[:, k, j] - r[:, j, k]) / s
-            q[sel] = v
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return np.where(q[:, 3:] < 0, -q, q)
+    """(F, 3, 3) rotations -> (F, 4) unit quaternions x, y, z, w with w >= 0 (the model's
+    conversion, in float64)."""
+    return matrix_to_quat_xyzw(torch.from_numpy(np.asarray(R, np.float64))).numpy()
 
 
 def quat_xyzw_to_R(q: np.ndarray) -> np.ndarray:
-    """(F, 4) quaternions x, y, z, w -> (F, 3, 3) rotations."""
-    x, y, z, w = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], 1)
+    """(F, 4) quaternions x, y, z, w (any norm) -> (F, 3, 3) rotations."""
+    return quat_xyzw_to_matrix(torch.from_numpy(np.asarray(q, np.float64))).numpy()
 
 
 def _check(T: np.ndarray):
