@@ -72,6 +72,8 @@ def run_one(gt: GroundTruth, scenario: str, seed: int) -> dict:
             'backend_s': s.total_s - s.network_s, 'network_s': s.network_s,
             'realtime_s': float(gt.stamps_s[-1] - gt.stamps_s[0]),
             'voxels': len(slam.map), 'map_mb': slam.map.nbytes / 2**20,
+            'frame_store_mb': slam.store.nbytes / 2**20,
+            'loop_db_mb': slam.loop_db.nbytes / 2**20,
             'fallback_edges': s.fallback_edges}
 
 
@@ -98,17 +100,22 @@ def summarise(rows: list[dict]):
               f"{np.mean([r['backend_s'] for r in rs]):.1f} / {rs[0]['realtime_s']:.0f} |")
 
 
-def two_laps() -> GroundTruth:
-    """The 4.7 km grid driven twice (9.4 km over the same area; a jump between the laps)."""
+def laps(n: int) -> GroundTruth:
+    """The 4.7 km grid driven n times (n x 4.7 km over the same area; a 250 m jump from
+    the end of one lap to the start of the next)."""
     lap = city_grid()
-    dt = lap.stamps_s[1] - lap.stamps_s[0]
-    return GroundTruth('city-grid-2-laps', np.r_[lap.stamps_s, lap.stamps_s + lap.stamps_s[-1]
-                                                 + dt], np.concatenate([lap.T_world_cam] * 2))
+    period = lap.stamps_s[-1] + lap.stamps_s[1] - lap.stamps_s[0]
+    return GroundTruth(f'city-grid-{n}-laps',
+                       np.concatenate([lap.stamps_s + i * period for i in range(n)]),
+                       np.concatenate([lap.T_world_cam] * n))
 
 
 def memory_child(block_m: float):
-    gt = two_laps() if block_m < 0 else city_grid(block_m=block_m)
+    """block_m > 0: one lap of that block size; block_m = -n: n laps of the 250 m grid."""
+    gt = laps(int(-block_m)) if block_m < 0 else city_grid(block_m=block_m)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # imports, GT
     row = run_one(gt, 'nominal-loops', 0)
+    row['rss_before_run_mb'] = before
     row['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(row))
 
@@ -126,13 +133,15 @@ def main():
     if args.memory_child:
         return memory_child(args.memory_child)
     if args.memory:
-        # 4.7 km; 9.4 km over twice the area; 9.4 km over the same area (two laps)
-        for block_m in (250.0, 500.0, -1.0):
+        # 4.7 km; 9.4 km over twice the area; 9.4 and 14.1 km over the same area (laps)
+        for block_m in (250.0, 500.0, -2.0, -3.0):
             out = subprocess.run([sys.executable, __file__, '--memory-child', str(block_m)],
                                  check=True, capture_output=True, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             print(f"{r['sequence']}: {r['length_m']:.0f} m, {r['frames']} frames: peak RSS "
-                  f"{r['peak_rss_mb']:.0f} MB, voxels {r['voxels']}, map {r['map_mb']:.1f} MB,"
+                  f"{r['peak_rss_mb']:.0f} MB (before the run {r['rss_before_run_mb']:.0f} MB), "
+                  f"voxels {r['voxels']}, map {r['map_mb']:.1f} MB, frame store "
+                  f"{r['frame_store_mb']:.1f} MB, loop db {r['loop_db_mb']:.1f} MB,"
                   f" backend {r['backend_s']:.0f} s, ATE {r['ate_m']:.2f} m")
         return
     if args.kitti:

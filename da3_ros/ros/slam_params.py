@@ -82,10 +82,16 @@ SLAM_PARAMS: tuple[Param, ...] = (
           range=(0, 1000000)),
     Param('loops.window', 'int', 20, 'frames per side of a loop verification chunk',
           range=(2, 1000)),
+    Param('loops.keyframe_every', 'int', 1,
+          'every k-th frame enters the loop database and keeps its images (JPEG) for loop '
+          'verification; raise it for large rigs to bound memory', range=(1, 1000)),
     Param('map.voxel_size_m', 'float', 0.5, 'global map voxel edge (map units)',
           range=(1e-3, 100.0)),
     Param('map.points_per_frame', 'int', 256, 'depth samples per view added to the map',
           range=(1, 100000)),
+    Param('map.min_hits', 'int', 2,
+          'voxels hit fewer times are dropped after 2 chunks without a hit (1 = keep all)',
+          range=(1, 1000000)),
     Param('map.save_path', 'str', '',
           'folder written by ~/save_map (atomically: a kill never leaves a broken map)'),
     Param('map.load_path', 'str', '',
@@ -220,9 +226,11 @@ def parse_slam_config(values: dict[str, Any]) -> SlamNodeConfig:
         slam = SlamConfig(
             chunk=ChunkConfig(v['chunk.size'], v['chunk.overlap']),
             loop=LoopConfig(exclude_frames=v['loops.exclude_frames'], window=v['loops.window'],
-                            nms_frames=v['loops.nms_frames']),
+                            nms_frames=v['loops.nms_frames'],
+                            keyframe_every=v['loops.keyframe_every']),
             map=MapConfig(voxel_m=v['map.voxel_size_m'],
-                          points_per_frame=v['map.points_per_frame']),
+                          points_per_frame=v['map.points_per_frame'],
+                          min_hits=v['map.min_hits']),
             loops_enabled=v['loops.enabled'] and v['input_mode'] == 'cameras')
     except ConfigError as err:
         raise _bad('chunk.size', str(err)) from err

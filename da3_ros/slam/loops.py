@@ -22,9 +22,12 @@ class LoopConfig:
     nms_frames: int = 25          # suppression radius (frames) around a kept pair
     window: int = 20              # frames per side of a loop chunk (2 * window views)
     max_per_chunk: int = 2        # loop chunks run per new chunk (network cost bound)
+    skip_revisits: bool = True    # frames of places already in the database are not added
+    keyframe_every: int = 1       # only frames with index % k == 0 enter the database
 
     def __post_init__(self):
-        if not -1.0 <= self.similarity <= 1.0 or self.top_k < 1 or self.window < 2:
+        if not -1.0 <= self.similarity <= 1.0 or self.top_k < 1 or self.window < 2 or \
+                self.keyframe_every < 1:
             raise ConfigError(f'invalid LoopConfig {self}')
 
 
@@ -38,12 +41,21 @@ class LoopCandidate:
 
 
 class LoopDatabase:
-    """Descriptors of past frames (float16, D per frame) and brute-force retrieval."""
+    """Descriptors of past frames (float16, D per frame) and brute-force retrieval.
+
+    A frame whose place is already in the database (an older entry, outside the temporal
+    exclusion, above the candidate threshold) need not be added again: with `revisits`
+    the caller keeps the database growing with the places seen, not with the frames.
+    """
 
     def __init__(self, cfg: LoopConfig):
         self.cfg = cfg
         self.frame_ids = np.zeros(0, np.int64)
         self.descriptors: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return self.frame_ids.nbytes + (0 if self.descriptors is None else self.descriptors.nbytes)
 
     def add(self, frame_ids: np.ndarray, descriptors: np.ndarray):
         """frame_ids: (F,) increasing; descriptors: (F, D) unit norm."""
@@ -52,13 +64,33 @@ class LoopDatabase:
             [self.descriptors, d16])
         self.frame_ids = np.concatenate([self.frame_ids, frame_ids])
 
+    def contains(self, frame_ids: np.ndarray) -> np.ndarray:
+        """(F,) bool: which frames are in the database."""
+        if len(self.frame_ids) == 0:
+            return np.zeros(len(frame_ids), bool)
+        at = np.searchsorted(self.frame_ids, frame_ids)
+        return (at < len(self.frame_ids)) & (
+            self.frame_ids[np.minimum(at, len(self.frame_ids) - 1)] == frame_ids)
+
+    def _similarity(self, frame_ids: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+        """(F, M) cosine similarity to the stored frames, -inf where too recent."""
+        sim = descriptors.astype(np.float32) @ self.descriptors.astype(np.float32).T
+        too_recent = self.frame_ids[None, :] > frame_ids[:, None] - self.cfg.exclude_frames
+        sim[too_recent] = -np.inf
+        return sim
+
+    def revisits(self, frame_ids: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+        """(F,) bool: frames whose place an older entry already covers (similarity above
+        the candidate threshold)."""
+        if self.descriptors is None or len(frame_ids) == 0:
+            return np.zeros(len(frame_ids), bool)
+        return self._similarity(frame_ids, descriptors).max(1) >= self.cfg.similarity
+
     def query(self, frame_ids: np.ndarray, descriptors: np.ndarray) -> list[LoopCandidate]:
         """Candidates for query frames (F,) with descriptors (F, D), after NMS, best first."""
         if self.descriptors is None or len(frame_ids) == 0:
             return []
-        sim = descriptors.astype(np.float32) @ self.descriptors.astype(np.float32).T  # (F, M)
-        too_recent = self.frame_ids[None, :] > frame_ids[:, None] - self.cfg.exclude_frames
-        sim[too_recent] = -np.inf
+        sim = self._similarity(frame_ids, descriptors)                      # (F, M)
         k = min(self.cfg.top_k, sim.shape[1])
         top = np.argpartition(-sim, k - 1, axis=1)[:, :k]                # (F, k)
         top_sim = np.take_along_axis(sim, top, axis=1)

@@ -2,9 +2,11 @@
 configurable errors (slam.md §8.3), descriptors from the true place, and false loops.
 
 The scene is analytic per frame: a road 1.65 m below the camera and two 12 m facades
-whose lateral distances vary smoothly with the frame index; everything else is sky
-(conf 0). Depth only has to be consistent per frame and pixel across chunks, because the
-SLAM matches the same pixel of the same frame (slam.md §8.1).
+whose lateral distances vary smoothly with the camera's world position; everything else is
+sky (conf 0). The SLAM matches the same pixel of the same frame across chunks (slam.md
+§8.1), so per-frame consistency is all alignment needs; tying the facades to the world
+position (not the frame index) also makes a revisit see the same street again, which is
+what a map-memory measurement over two laps needs.
 """
 from __future__ import annotations
 
@@ -61,9 +63,13 @@ class SimCamera:
         return np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]])
 
 
-def corridor_depth(frame_ids: np.ndarray, rig: Rig, camera: SimCamera) -> np.ndarray:
-    """True z-depth (F, N, H*W) of the analytic street scene, metres; SKY_M for sky."""
-    f = frame_ids.astype(np.float64)[:, None, None]
+def corridor_depth(T_world_cam0: np.ndarray, rig: Rig, camera: SimCamera) -> np.ndarray:
+    """True z-depth (F, N, H*W) of the analytic street scene, metres; SKY_M for sky.
+
+    T_world_cam0: (F, 4, 4) poses of camera 0 in a z-up world; the facade distances follow
+    the horizontal position (x + y, metres), so the same place gives the same street.
+    """
+    f = (T_world_cam0[:, 0, 3] + T_world_cam0[:, 1, 3])[:, None, None]
     left = 7.0 + 4.5 * np.sin(2 * np.pi * f / 173.0)
     right = 8.0 + 4.0 * np.sin(2 * np.pi * f / 131.0 + 1.0)
     N = rig.num_cameras
@@ -202,7 +208,7 @@ class SimulatedPredictor:
     def _depth(self, ids: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         p, rng = self.profile, self.rng
         H, W = self.camera.hw
-        true = corridor_depth(ids, self.rig, self.camera)                    # (F, N, P)
+        true = corridor_depth(self.gt.T_world_cam[ids], self.rig, self.camera)  # (F, N, P)
         sky = true >= SKY_M
         jitter = np.exp(rng.normal(0, p.depth_jitter_sigma, (len(ids), 1, 1)))
         depth = true * jitter * (1.0 + rng.normal(0, p.depth_noise_sigma, true.shape))

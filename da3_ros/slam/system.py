@@ -23,6 +23,7 @@ from da3_ros.geometry.umeyama import DegenerateAlignment, umeyama
 from da3_ros.slam import loop_gate
 from da3_ros.slam.chunking import ChunkConfig, Chunker, ChunkWindow
 from da3_ros.slam.descriptors import frame_descriptors
+from da3_ros.slam.image_archive import ImageArchive
 from da3_ros.slam.loop_gate import GateConfig, LoopMeasurement
 from da3_ros.slam.loops import LoopConfig, LoopDatabase
 from da3_ros.slam.map import MapConfig, VoxelMap
@@ -88,8 +89,9 @@ class SlamSystem:
     def __init__(self, predictor: ChunkPredictor, cfg: SlamConfig | None = None,
                  rig: Rig | None = None, frame_lookup: Callable[[int], Frame] | None = None,
                  candidate_hook: Callable | None = None):
-        """frame_lookup: index -> Frame (with images) for loop chunks; needed by a real
-        network for frames no longer buffered (e.g. a disk cache). candidate_hook:
+        """frame_lookup: index -> Frame (with images) for loop chunks, for frames no longer
+        buffered (e.g. re-read from a bag); without it the system keeps the images of its
+        loop-database frames itself (ImageArchive, JPEG). candidate_hook:
         (query_frames, candidates) -> candidates, applied after NMS (tests inject loops)."""
         self.predictor, self.cfg = predictor, cfg or SlamConfig()
         self.rig = rig or Rig.mono()
@@ -99,6 +101,7 @@ class SlamSystem:
         self.graph = PoseGraph(self.cfg.graph)
         self.map = VoxelMap(self.cfg.map)
         self.loop_db = LoopDatabase(self.cfg.loop)
+        self.images = ImageArchive()
         self.store = None
         self.prev: tuple[ChunkWindow, ChunkViews] | None = None
         self.seq_quality: list[tuple[float, float, float]] = []   # inlier, residual, depth
@@ -163,6 +166,10 @@ class SlamSystem:
         changed = False
         if self.cfg.loops_enabled and out.descriptors is not None:
             changed = self._close_loops(k, views, out.descriptors, new)
+        # Depth samples (and images) serve loop verification of database frames only.
+        dropped = own[~self.loop_db.contains(own)]
+        self.store.release_samples(dropped)
+        self.images.drop(dropped)
         if changed or (self.cfg.graph.metric_prior_sigma is not None and k > 0):
             self._optimise()
         self._insert_map(k, views, new)
@@ -221,7 +228,14 @@ class SlamSystem:
         candidates = self.loop_db.query(new, desc)
         if self.candidate_hook is not None:
             candidates = self.candidate_hook(new, candidates)
-        self.loop_db.add(new, desc)
+        fresh = new % self.cfg.loop.keyframe_every == 0
+        if self.cfg.loop.skip_revisits:
+            fresh &= ~self.loop_db.revisits(new, desc)
+        self.loop_db.add(new[fresh], desc[fresh])
+        if self.frame_lookup is None:
+            for i in new[fresh]:
+                if self.buffer[i].images:
+                    self.images.put(i, self.buffer[i].images)
         owner, seen, measured = self.store.owner, set(), []
         for c in candidates:
             a, b = int(owner[c.query]), int(owner[c.match])
@@ -240,7 +254,10 @@ class SlamSystem:
 
     def _measure_loop(self, query: int, match: int, a: int, b: int) -> LoopMeasurement | None:
         W = self.cfg.loop.window
-        wa, wb = self.store.owned_range(a, query, W), self.store.owned_range(b, match, W)
+        wa, wb = (r[self.store.has_samples(r)] for r in (
+            self.store.owned_range(a, query, W), self.store.owned_range(b, match, W)))
+        if len(wa) < 2 or len(wb) < 2:
+            return None
         frames = [self._frame(i) for i in np.concatenate([wa, wb])]
         out = self._predict(frames)
         loop_views = ChunkViews.from_prediction(out.prediction, np.arange(len(frames)),
@@ -253,11 +270,12 @@ class SlamSystem:
             S = loop_views.depth.shape[0]
             src_conf = loop_views.conf.reshape(S, -1)[rows][:, self.store.pixels]
             src_z = loop_views.depth.reshape(S, -1)[rows][:, self.store.pixels]
-            z = self.store.depth[ids].reshape(-1, P).astype(np.float64)
+            stored_z, stored_conf = self.store.samples(ids)
+            z = stored_z.reshape(-1, P).astype(np.float64)
             dst = backproject_samples(z, self.store.K[ids].reshape(-1, 3, 3).astype(np.float64),
                                       self.store.T_chunk_cam[ids].reshape(-1, 4, 4), self.hw,
                                       self.store.pixels)
-            dst_conf = self.store.conf[ids].reshape(len(ids) * N, P).astype(np.float32)
+            dst_conf = stored_conf.reshape(len(ids) * N, P).astype(np.float32)
             aligned.append(align_samples(src, dst, src_conf, dst_conf, z, self.cfg.align,
                                          src_z))
         if aligned[0] is None or aligned[1] is None:
@@ -268,6 +286,8 @@ class SlamSystem:
     def _frame(self, index: int) -> Frame:
         if index in self.buffer:
             return self.buffer[index]
+        if index in self.images:
+            return Frame(index, float(self.store.stamp_s[index]), self.images.get(index))
         if self.frame_lookup is not None:
             return self.frame_lookup(index)
         return Frame(index, float(self.store.stamp_s[index]))

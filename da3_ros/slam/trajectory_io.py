@@ -20,6 +20,7 @@ def atomic_write_bytes(path: Path, data: bytes):
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as f:
+            os.fchmod(f.fileno(), 0o644)       # mkstemp makes 0600; these are user files
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

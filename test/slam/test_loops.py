@@ -31,3 +31,29 @@ def test_revisits_are_found_and_recent_frames_excluded():
     assert np.mean(dist < 12.0) > 0.9                   # nearly all are true revisits
     q = np.array([c.query for c in found])
     assert np.all(np.diff(np.sort(q))[np.diff(np.sort(q)) == 0].size == 0)
+
+
+def test_revisited_places_are_not_added_again():
+    """Driving the same small grid twice: with revisits skipped, the second lap adds (almost)
+    nothing to the database, and its frames still find their first-lap places."""
+    lap = city_grid(block_m=40.0)
+    T = np.concatenate([lap.T_world_cam] * 2)
+    desc = place_descriptors(T, rng=np.random.default_rng(2))
+    cfg = LoopConfig(exclude_frames=100, nms_frames=10)
+    db = LoopDatabase(cfg)
+    ids = np.arange(len(T))
+    sizes, found = {}, []
+    for lo in range(0, len(T), 20):
+        block = ids[lo:lo + 20]
+        found += db.query(block, desc[block])
+        fresh = ~db.revisits(block, desc[block])
+        db.add(block[fresh], desc[block[fresh]])
+        sizes[block[-1] + 1] = len(db.frame_ids)
+    one_lap = sizes[min(k for k in sizes if k >= len(lap))]
+    assert one_lap < len(lap)                            # the grid's own revisits were skipped
+    assert sizes[len(T)] <= 1.05 * one_lap               # the second lap adds < 5 %
+    second = [c for c in found if c.query >= len(lap)]
+    dist = [np.linalg.norm(T[c.query, :3, 3] - T[c.match, :3, 3]) for c in second]
+    assert len(second) > 20 and np.mean(np.array(dist) < 12.0) > 0.9
+    assert db.contains(db.frame_ids).all()
+    assert not db.contains(np.setdiff1d(ids, db.frame_ids)).any()

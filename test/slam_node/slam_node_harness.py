@@ -49,7 +49,7 @@ def stop_slam_node(proc: subprocess.Popen) -> None:
 
 
 def run_replay(args: list[str], env: dict, node: subprocess.Popen, log: Path,
-               timeout_s: float = 120.0) -> None:
+               timeout_s: float = 300.0) -> None:
     try:
         done = subprocess.run([sys.executable, str(HERE / 'slam_replay_helper.py'), *args],
                               env=env, capture_output=True, timeout=timeout_s)

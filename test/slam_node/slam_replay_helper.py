@@ -141,7 +141,7 @@ def replay(node, args, raw: dict, subs: list) -> None:
             pub.publish(msg)
         done = i + 1
         if done >= size and (done - size) % (size - overlap) == 0:
-            spin_until(node, lambda d=done: any(s.frames == d for s in status), 60.0,
+            spin_until(node, lambda d=done: any(s.frames == d for s in status), 120.0,
                        f'status after frame {done}')
     spin_until(node, lambda: raw[f'{NS}/map'] and deserialize_message(
         raw[f'{NS}/status'][-1], SlamStatus).frames == args.frames, 30.0, 'final outputs')
