@@ -8,8 +8,8 @@ this module and the files in launch/ only map `NodeDescription`s onto launch_ros
 
 A rig YAML is a normal ROS 2 parameter file: `da3_depth: {ros__parameters: {...}}` with the
 depth node's parameters (da3_ros/ros/depth_params.py; cameras are namespaces) and, for SLAM,
-`da3_slam: {ros__parameters: {...}}`, passed to the slam node unchecked (its parameter table
-does not exist yet). Depth parameters are validated here, so a bad file fails before launch.
+`da3_slam: {ros__parameters: {...}}` with the slam node's (da3_ros/ros/slam_params.py). Both
+are validated here with the nodes' own parsers, so a bad file fails before launch.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import yaml
 
 from da3_ros.errors import ConfigError
 from da3_ros.ros.depth_params import PARAMS, parse_depth_config
+from da3_ros.ros.slam_params import parse_slam_config
 
 PACKAGE = 'da3_ros'
 DEPTH_NODE, SLAM_NODE = 'da3_depth', 'da3_slam'   # node names = the YAML's top-level keys
@@ -142,10 +143,14 @@ def rig_nodes(params_file: str | Path, overrides: dict[str, Any] | None = None,
 
 def slam_nodes(params_file: str | Path, overrides: dict[str, Any] | None = None,
                namespace: str = '') -> list[NodeDescription]:
-    """Depth node + slam node from one YAML; the slam node's parameters are passed through."""
+    """Depth node + slam node from one YAML, both validated."""
     slam = read_node_params(params_file, SLAM_NODE)
     if slam is None:
         raise ConfigError(f'{params_file}: no {SLAM_NODE}: ros__parameters section')
+    try:
+        parse_slam_config(slam)
+    except ConfigError as err:
+        raise ConfigError(f'{params_file}: {err}') from err
     return [depth_node(params_file, overrides, namespace),
             NodeDescription(PACKAGE, SLAM_EXECUTABLE, SLAM_NODE, namespace, slam)]
 

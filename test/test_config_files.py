@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from da3_ros.launch_logic import rig_nodes
+from da3_ros.launch_logic import SLAM_NODE, read_node_params, rig_nodes, slam_nodes
 from da3_ros.ros.depth_params import PARAM_NAMES
-from da3_ros.ros.slam_params import SLAM_PARAM_NAMES
+from da3_ros.ros.slam_params import SLAM_PARAM_NAMES, parse_slam_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAM_FILES = sorted(p for p in (ROOT / 'config').glob('*.yaml')
@@ -20,7 +20,7 @@ NODES = {'da3_depth': set(PARAM_NAMES), 'da3_slam': set(SLAM_PARAM_NAMES)}
 def test_expected_param_files_exist():
     names = {p.name for p in PARAM_FILES}
     assert {'depth_nuscenes_6cam.yaml', 'depth_usb_camera.yaml', 'stereo_pair.yaml',
-            'jetson_small_trt.yaml'} <= names
+            'jetson_small_trt.yaml', 'slam_stereo_pair.yaml'} <= names
 
 
 @pytest.mark.parametrize('path', PARAM_FILES, ids=lambda p: p.name)
@@ -32,6 +32,20 @@ def test_param_file_names_are_declared(path):
             used = set(data[node]['ros__parameters'])
             assert used <= declared, f'{path.name}: undeclared {sorted(used - declared)}'
     rig_nodes(path)  # values pass the node's own validation too
+    if SLAM_NODE in data:
+        parse_slam_config(read_node_params(path, SLAM_NODE))  # the slam node's validation
+        assert [d.name for d in slam_nodes(path)] == ['da3_depth', SLAM_NODE]
+
+
+def test_slam_config_sets_every_slam_parameter():
+    """config/slam_*.yaml mirror the slam node's table (all but the test-only test.*)."""
+    slam_files = [p for p in PARAM_FILES if p.name.startswith('slam_')]
+    assert slam_files
+    for path in slam_files:
+        used = set(read_node_params(path, SLAM_NODE))
+        assert used == {n for n in SLAM_PARAM_NAMES if not n.startswith('test.')}, path.name
+        depth = read_node_params(path, 'da3_depth')
+        assert depth['cameras'] == read_node_params(path, SLAM_NODE)['cameras']  # one rig
 
 
 def test_stereo_and_jetson_configs():

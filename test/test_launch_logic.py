@@ -52,15 +52,24 @@ def test_single_camera_sets_the_namespace():
 
 def test_slam_yaml_gives_depth_and_slam_nodes(tmp_path):
     text = (ROOT / 'config' / 'stereo_pair.yaml').read_text()
-    text += 'da3_slam:\n  ros__parameters:\n    chunk_size: 32\n    map_frame: map\n'
+    slam_text = ('da3_slam:\n  ros__parameters:\n    cameras: [/stereo/left]\n'
+                 '    chunk.size: 32\n    chunk.overlap: 16\n    frames.map: map\n')
     path = tmp_path / 'slam.yaml'
-    path.write_text(text)
+    path.write_text(text + slam_text)
     depth, slam = slam_nodes(path)
     assert depth.executable == 'depth_node'
     assert (slam.executable, slam.name, slam.parameters) == (
-        'slam_node', 'da3_slam', {'chunk_size': 32, 'map_frame': 'map'})
+        'slam_node', 'da3_slam', {'cameras': ['/stereo/left'], 'chunk.size': 32,
+                                  'chunk.overlap': 16, 'frames.map': 'map'})
     with pytest.raises(ConfigError, match='da3_slam'):
         slam_nodes(config_path('stereo_pair.yaml'))
+    # The slam node's parameters are checked before launch too, naming the bad one.
+    path.write_text(text + slam_text.replace('chunk.size', 'chunk_size'))
+    with pytest.raises(ConfigError, match="chunk_size"):
+        slam_nodes(path)
+    path.write_text(text + slam_text.replace('chunk.overlap: 16', 'chunk.overlap: 40'))
+    with pytest.raises(ConfigError, match='chunk'):
+        slam_nodes(path)
 
 
 def test_bad_yaml_fails_before_launch(tmp_path):

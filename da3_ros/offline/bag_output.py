@@ -4,10 +4,13 @@ store them: CDR from rclpy's own serialiser, log time = header stamp.
 Topics (the depth node's, da3_ros/nodes/depth_node.py): per camera <ns>/da3/{depth, confidence,
 camera_info, points, depth_colorized}; rig da3/points (fused) and da3/rig_depth; /tf with the
 DA3 camera poses; /tf_static copied through from the input with its QoS (so playback latches).
+Other stages add their messages through `write` (offline/slam_stage.py: the SLAM's TF, Path and
+map). With no depth outputs published, the bag holds /tf_static and those messages only.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from rclpy.serialization import serialize_message
@@ -29,10 +32,11 @@ MSGTYPES = {'depth': 'sensor_msgs/msg/Image', 'confidence': 'sensor_msgs/msg/Ima
 
 def da3_msg_dir() -> Path:
     """Folder with CameraDepth.msg and RigDepth.msg: the source tree's msg/, else the installed
-    share/da3_ros/msg of a prefix on AMENT_PREFIX_PATH."""
+    share/da3_ros/msg of a prefix on AMENT_PREFIX_PATH (a sourced workspace) or of the running
+    Python's prefix (scripts/setup.sh installs into .venv, with no AMENT_PREFIX_PATH set)."""
     candidates = [Path(__file__).resolve().parents[2] / 'msg']
-    candidates += [Path(p) / 'share' / 'da3_ros' / 'msg'
-                   for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    candidates += [Path(p) / 'share' / 'da3_ros' / 'msg' for p in prefixes + [sys.prefix]]
     for folder in candidates:
         if (folder / 'RigDepth.msg').is_file():
             return folder
@@ -85,7 +89,9 @@ class BagWriter:
                 topic, msgtype, typestore=self.typestore, offered_qos_profiles=list(qos))
         return self.connections[topic]
 
-    def _write(self, topic: str, msgtype: str, msg, stamp_ns: int) -> None:
+    def write(self, topic: str, msgtype: str, msg, stamp_ns: int) -> None:
+        """Serialise and write one rclpy message (log time stamp_ns); also used by other
+        stages (the SLAM's TF and Path), before close()."""
         self.writer.write(self._connection(topic, msgtype), stamp_ns, serialize_message(msg))
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
@@ -97,20 +103,22 @@ class BagWriter:
 
     def consume(self, result: SetResult) -> None:
         out, stamp_ns = result.outputs, result.frame.stamp_ns
+        if out is None:         # no per-set forward in this run (e.g. --slam alone)
+            return
         for prefix, cam in zip(self.prefixes, out.cameras, strict=True):
             for name, topic in TOPIC_NAMES.items():
                 msg = getattr(cam, name)
                 if msg is not None and name in self.publish:
-                    self._write(f'{prefix}/{topic}', MSGTYPES[name], msg,
+                    self.write(f'{prefix}/{topic}', MSGTYPES[name], msg,
                                 stamp_to_ns(msg.header.stamp))
         if out.fused_cloud is not None and 'fused_cloud' in self.publish:
-            self._write(f'{self.rig_prefix}/points', MSGTYPES['cloud'], out.fused_cloud,
+            self.write(f'{self.rig_prefix}/points', MSGTYPES['cloud'], out.fused_cloud,
                         stamp_ns)
         if out.rig_depth is not None and 'rig_depth' in self.publish:
-            self._write(f'{self.rig_prefix}/rig_depth', 'da3_ros/msg/RigDepth', out.rig_depth,
+            self.write(f'{self.rig_prefix}/rig_depth', 'da3_ros/msg/RigDepth', out.rig_depth,
                         stamp_ns)
         if out.transforms and 'tf' in self.publish:
-            self._write('/tf', 'tf2_msgs/msg/TFMessage', TFMessage(transforms=out.transforms),
+            self.write('/tf', 'tf2_msgs/msg/TFMessage', TFMessage(transforms=out.transforms),
                         stamp_ns)
 
     def close(self, success: bool) -> None:

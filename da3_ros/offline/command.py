@@ -4,6 +4,7 @@
     da3-ros process images/ --npy-dir depth/ --ply-dir clouds/ --fps 10
     da3-ros process clip.mp4 --output-bag out_bag --stride 5
     da3-ros process BAG_DIR --ply-dir clouds/ --world-frame world --global-voxel 0.05
+    da3-ros process BAG_DIR --slam map_dir/ --output-bag out_bag --chunk-size 60
 
 Only argparse is imported at module level, so `da3-ros --help` stays fast.
 """
@@ -58,9 +59,11 @@ def _output_args(p) -> None:
     p.add_argument('--output-bag', help='rosbag2 folder to write (must not exist)')
     p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
                    help='storage of --output-bag (default mcap, as Jazzy)')
-    p.add_argument('--outputs', default=DEFAULT_OUTPUTS,
-                   help=f'comma-separated outputs written to the bag (default {DEFAULT_OUTPUTS}'
-                        '; colorized_depth also exists)')
+    p.add_argument('--outputs',
+                   help='comma-separated depth-node outputs written to the bag (default '
+                        f'{DEFAULT_OUTPUTS}; colorized_depth also exists; with --slam the '
+                        'default is none, and naming outputs adds a per-set forward to the '
+                        "SLAM's per-chunk one)")
     p.add_argument('--npy-dir', help='folder to write depth .npy per camera and set + index.csv')
     p.add_argument('--ply-dir', help='folder to write the fused cloud PLY of every set')
     p.add_argument('--world-frame',
@@ -78,16 +81,38 @@ def _output_args(p) -> None:
     p.add_argument('--overwrite', action='store_true', help='replace existing outputs')
 
 
+def _slam_args(p) -> None:
+    g = p.add_argument_group(
+        'SLAM', 'Chunked SLAM over the camera sets (camera 0 tracked), configured as the slam '
+                'node (da3_ros/ros/slam_params.py). The network runs once per chunk of sets; '
+                'depth outputs (--npy-dir, --ply-dir, --outputs) add one forward per set. '
+                'With --output-bag the bag also gets /tf map -> base at every set, '
+                '/da3_slam/path and /da3_slam/map; base is the root of camera 0\'s frame in '
+                "the input's /tf_static (or the camera frame).")
+    g.add_argument('--slam', metavar='DIR',
+                   help='run the SLAM and write its map folder: map.ply, trajectory.tum, '
+                        'trajectory.kitti, metadata.json, ros.json, trajectory_map.tum '
+                        '(loadable by the slam node, map.load_path)')
+    g.add_argument('--chunk-size', type=int,
+                   help="frames per chunk, one network call each (default: the slam node's "
+                        'chunk.size)')
+    g.add_argument('--chunk-overlap', type=int,
+                   help="frames shared by consecutive chunks (default: the slam node's "
+                        'chunk.overlap)')
+
+
 def process_parser(sub, epilog: str) -> None:
     p = sub.add_parser('process', help='run DA3 over a rosbag2, image folder or video',
                        description='Run Depth Anything 3 offline over synchronised camera sets '
                                    'and write what the depth node would publish to a new '
-                                   'rosbag2 and/or depth .npy and PLY files. Outputs appear '
+                                   'rosbag2 and/or depth .npy and PLY files, and/or run the '
+                                   'SLAM (--slam) for a map and trajectory. Outputs appear '
                                    'only when the whole run succeeds.',
                        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     _input_args(p)
     _model_args(p)
     _output_args(p)
+    _slam_args(p)
     p.set_defaults(run=run_process, parser=p)
 
 
@@ -125,7 +150,8 @@ def make_options(args):
     from da3_ros.ros.depth_params import OUTPUTS
     from da3_ros.ros.pointcloud import CloudConfig
 
-    publish = frozenset(o.strip() for o in args.outputs.split(',') if o.strip())
+    text = args.outputs if args.outputs is not None else '' if args.slam else DEFAULT_OUTPUTS
+    publish = frozenset(o.strip() for o in text.split(',') if o.strip())
     if unknown := sorted(publish - set(OUTPUTS)):
         raise ConfigError(f'--outputs: unknown {unknown}; known: {list(OUTPUTS)}')
     build = publish | ({'fused_cloud'} if args.ply_dir else set())
@@ -144,24 +170,35 @@ def make_predictor(args):
         if not torch.cuda.is_available():
             raise ConfigError(f'--device {args.device} but CUDA is not available (use cpu)')
     return factory(args.model, args.backend, args.device, args.precision, args.model_file,
-                   process_res=args.process_res, method=args.process_res_method)
+                   process_res=args.process_res, method=args.process_res_method,
+                   return_descriptors=bool(args.slam) and args.backend == 'torch')
 
 
 def stage_outputs(args, staging) -> dict[str, Path]:
     """Temporary paths of the requested outputs (checked: parent exists, final is free)."""
-    wanted = {'bag': args.output_bag, 'npy': args.npy_dir, 'ply': args.ply_dir}
+    wanted = {'slam': args.slam, 'bag': args.output_bag, 'npy': args.npy_dir,
+              'ply': args.ply_dir}
     return {key: staging.stage(path) for key, path in wanted.items() if path}
 
 
-def make_consumers(args, source, paths: dict[str, Path], publish) -> list:
-    """The writers for the staged outputs, in the order bag, npy, ply."""
+def make_consumers(args, source, paths: dict[str, Path], publish, predictor,
+                   chunks: tuple[int, int] | None) -> list:
+    """The writers for the staged outputs, in the order slam, bag, npy, ply (the SLAM stage
+    writes into the bag when it closes, so it closes first). chunks: slam_chunks(args)."""
     from da3_ros.offline import file_output
 
-    consumers = []
+    consumers, bag = [], None
     if 'bag' in paths:
         from da3_ros.offline.bag_output import BagWriter
-        consumers.append(BagWriter(paths['bag'], args.storage, source.cameras, publish,
-                                   source.passthrough))
+        bag = BagWriter(paths['bag'], args.storage, source.cameras, publish,
+                        source.passthrough)
+    if 'slam' in paths:
+        from da3_ros.offline.slam_stage import SlamStage
+        consumers.append(SlamStage(paths['slam'], predictor, source.cameras,
+                                   source.passthrough, *chunks, args.camera_info_intrinsics,
+                                   bag))
+    if bag is not None:
+        consumers.append(bag)
     if 'npy' in paths:
         consumers.append(file_output.NpyDepthWriter(paths['npy'], source.cameras,
                                                     args.output_resolution))
@@ -175,6 +212,45 @@ def make_consumers(args, source, paths: dict[str, Path], publish) -> list:
     return consumers
 
 
+def slam_chunks(args) -> tuple[int, int]:
+    """(chunk size, overlap) in frames: --chunk-size / --chunk-overlap, else the slam node's
+    chunk.size / chunk.overlap defaults; raises ConfigError unless 0 < overlap < size."""
+    from da3_ros.ros.slam_params import SLAM_PARAMS
+
+    defaults = {p.name: p.default for p in SLAM_PARAMS}
+    size = args.chunk_size if args.chunk_size is not None else defaults['chunk.size']
+    overlap = args.chunk_overlap if args.chunk_overlap is not None else defaults['chunk.overlap']
+    if not 0 < overlap < size:
+        raise ConfigError(f'need 0 < --chunk-overlap < --chunk-size, got {overlap} and {size}')
+    return size, overlap
+
+
+def check_slam_model(model_name: str) -> None:
+    """The SLAM chains the network's camera poses: depth-only variants cannot drive it."""
+    from da3_ros.model.variants import get_spec
+
+    spec = get_spec(model_name)
+    if not getattr(spec, 'anyview', spec).has_camera:   # a NESTED model: its any-view part
+        raise ConfigError(f'--slam needs a model that predicts camera poses; {model_name} '
+                          'predicts depth only (use DA3-SMALL/BASE/LARGE/GIANT or NESTED)')
+
+
+def plan(args):
+    """Usage checks (exit 2) -> (ProcessOptions, bag publish set, whether a per-set forward
+    runs: only for depth outputs; --slam alone runs the network per chunk only)."""
+    if not (args.output_bag or args.npy_dir or args.ply_dir or args.slam):
+        args.parser.error('give at least one of --output-bag, --npy-dir, --ply-dir, --slam')
+    if args.world_frame and not args.ply_dir:
+        args.parser.error('--world-frame needs --ply-dir')
+    if not args.slam and (args.chunk_size is not None or args.chunk_overlap is not None):
+        args.parser.error('--chunk-size and --chunk-overlap need --slam')
+    options, publish = make_options(args)
+    per_set = bool(args.npy_dir or args.ply_dir or (args.output_bag and publish))
+    if not (per_set or args.slam):
+        args.parser.error('--outputs is empty: nothing to write into --output-bag')
+    return options, publish, per_set
+
+
 def run_process(args) -> None:
     """Validate arguments and input, stage outputs, load the model, run, commit."""
     from dataclasses import replace
@@ -184,25 +260,27 @@ def run_process(args) -> None:
     from da3_ros.offline.process import run_sets
     from da3_ros.offline.staging import Staging
 
-    if not (args.output_bag or args.npy_dir or args.ply_dir):
-        args.parser.error('give at least one of --output-bag, --npy-dir, --ply-dir')
-    if args.world_frame and not args.ply_dir:
-        args.parser.error('--world-frame needs --ply-dir')
-    options, publish = make_options(args)
+    options, publish, per_set = plan(args)
+    chunks = slam_chunks(args) if args.slam else None
     source = open_source(args)  # bad input fails here, before the model is loaded
     try:
         with Staging(args.overwrite) as staging:
             paths = stage_outputs(args, staging)
             predictor = make_predictor(args)
+            if args.slam:
+                check_slam_model(predictor.backend.model_name)
             options = replace(options, outputs=replace(
                 options.outputs, model_name=predictor.backend.model_name))
-            consumers = make_consumers(args, source, paths, publish)
+            consumers = make_consumers(args, source, paths, publish, predictor, chunks)
             with tqdm(total=source.expected_sets, desc='process', unit='set',
                       disable=None) as bar:
-                count = run_sets(source, predictor, options, consumers, bar.update)
+                count = run_sets(source, predictor if per_set else None, options, consumers,
+                                 bar.update)
             staging.commit()
     finally:
         source.close()
     skipped = ', '.join(f'{k} {v}' for k, v in sorted(source.skipped.items())) or 'none'
     log.info('processed %d sets of %d cameras; skipped: %s', count, len(source.cameras),
              skipped)
+    log.info('wrote %s', ', '.join(str(p) for p in (args.slam, args.output_bag, args.npy_dir,
+                                                      args.ply_dir) if p))

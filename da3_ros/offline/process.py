@@ -3,7 +3,9 @@
 Each set goes through the same `build_outputs` as the depth node, with the node's frames for
 a rig without extrinsics (rig.source none): DA3's world is the first camera's optical frame,
 which is also the fixed frame of the fused cloud and the parent of the DA3 pose TF. Consumers
-(bag writer, file writers; a SLAM stage later) each get every SetResult in order.
+(bag writer, file writers, the SLAM stage) each get every SetResult in order. Without a
+predictor no per-set forward runs: consumers get the raw sets only (the SLAM stage alone runs
+its own network call per chunk of sets).
 """
 from __future__ import annotations
 
@@ -54,14 +56,17 @@ def run_sets(source: RigSource, predictor, options: ProcessOptions,
              consumers: list[SetConsumer], progress: Callable[[], None] | None = None) -> int:
     """Process every set of `source`; returns the number of sets.
 
-    Consumers are closed with success=True after the last set, or with success=False (and
-    their errors only logged) when anything fails, before the failure propagates.
+    predictor None: no per-set forward; SetResults carry prediction and outputs None.
+    Consumers are closed in order with success=True after the last set; when anything fails
+    (a set, or a consumer's close), every consumer not yet closed is closed with
+    success=False (their errors only logged) before the failure propagates.
     Raises InputError when the source yields no set at all.
     """
-    count = 0
+    count, closed = 0, 0
     try:
         for frame in source.frames():
-            result = process_set(predictor, frame, count, options)
+            result = (SetResult(count, frame, None, None) if predictor is None
+                      else process_set(predictor, frame, count, options))
             for consumer in consumers:
                 consumer.consume(result)
             count += 1
@@ -70,13 +75,14 @@ def run_sets(source: RigSource, predictor, options: ProcessOptions,
         if count == 0:
             raise InputError('the input gave no complete camera set (see the skip counts: '
                              f'{dict(source.skipped) or "none"})')
-    except BaseException:
         for consumer in consumers:
+            closed += 1
+            consumer.close(success=True)
+    except BaseException:
+        for consumer in consumers[closed:]:
             try:
                 consumer.close(success=False)
             except Exception as err:  # the first failure is the one to report
                 log.debug('closing %s after a failure: %s', type(consumer).__name__, err)
         raise
-    for consumer in consumers:
-        consumer.close(success=True)
     return count

@@ -63,17 +63,18 @@ class SetResult:
     """What a consumer gets per processed set.
 
     index: 0, 1, ... in processing order; frame: the input set; prediction: the Predictor's
-    result (views in frame order); outputs: every message the depth node would publish for it
+    result (views in frame order); outputs: every message the depth node would publish for it.
+    prediction and outputs are None when the run makes no per-set forward (--slam alone).
     """
 
     index: int
     frame: RigFrame
-    prediction: Prediction
-    outputs: RigOutputs
+    prediction: Prediction | None
+    outputs: RigOutputs | None
 
 
 class SetConsumer(Protocol):
-    """One stage after the network: a bag writer, file writers, later SLAM."""
+    """One stage after the network: a bag writer, file writers, the SLAM stage."""
 
     def consume(self, result: SetResult) -> None: ...
 

@@ -79,9 +79,17 @@ class SlamSession:
         self.stamps_ns.append(int(frame.stamp_ns))
         if frame.T_odom_base is not None:
             self.last_odom = (index, np.asarray(frame.T_odom_base, np.float64))
+        return self._timed(lambda: self.slam.add_frame(
+            Frame(index, frame.stamp_ns * 1e-9, tuple(frame.images))))
+
+    def finish(self) -> bool:
+        """End of stream (offline): run the last, shorter chunk; True when one ran."""
+        return self._timed(self.slam.finish)
+
+    def _timed(self, step: Callable) -> bool:
+        """Run step() (-> ChunkWindow or None); after a chunk: timing, and the map frame once."""
         network_s, t0 = self.slam.stats.network_s, time.perf_counter()
-        window = self.slam.add_frame(Frame(index, frame.stamp_ns * 1e-9, tuple(frame.images)))
-        if window is None:
+        if step() is None:
             return False
         self.timing = ChunkTiming((time.perf_counter() - t0) * 1e3,
                                   (self.slam.stats.network_s - network_s) * 1e3)
@@ -118,12 +126,13 @@ class SlamSession:
         rejected = [p for p in stats.measured_pairs if p not in set(accepted)]
         return accepted, rejected
 
+    def write(self, folder, frames: dict) -> None:
+        """Write the map folder's files into an existing `folder` (see slam_map_store)."""
+        T_map_base = self.T_map_base()
+        save_system(folder, self.slam)
+        write_ros_metadata(folder, frames, self.T_map_world,
+                           np.asarray(self.stamps_ns[:len(T_map_base)], np.int64), T_map_base)
+
     def save(self, folder, frames: dict) -> None:
         """Atomically write the map folder (see slam_map_store)."""
-        slam, T_map_base = self.slam, self.T_map_base()
-        stamps = np.asarray(self.stamps_ns[:len(T_map_base)], np.int64)
-
-        def write(tmp):
-            save_system(tmp, slam)
-            write_ros_metadata(tmp, frames, self.T_map_world, stamps, T_map_base)
-        save_atomic(folder, write)
+        save_atomic(folder, lambda tmp: self.write(tmp, frames))

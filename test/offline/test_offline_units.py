@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,74 @@ def test_run_sets_without_any_set_is_an_input_error():
     with pytest.raises(InputError, match='unmatched'):
         run_sets(Empty(), None, ProcessOptions(OutputOptions(frozenset())), [consumer])
     assert consumer.closed == [False]
+
+
+class _Recorder:
+    """A consumer that keeps what it gets; close(True) raises when told to."""
+
+    def __init__(self, fail_close: bool = False):
+        self.results, self.closed, self.fail_close = [], [], fail_close
+
+    def consume(self, result):
+        self.results.append(result)
+
+    def close(self, success):
+        self.closed.append(success)
+        if success and self.fail_close:
+            raise InputError('close failed')
+
+
+def test_run_sets_without_predictor_and_a_failing_close():
+    """No predictor: raw sets only. A consumer failing in close(True) -> the later ones are
+    closed as failed, the earlier ones stay closed once with success."""
+    first, failing, last = _Recorder(), _Recorder(fail_close=True), _Recorder()
+    options = ProcessOptions(OutputOptions(frozenset()))
+    with pytest.raises(InputError, match='close failed'):
+        run_sets(_Source(), None, options, [first, failing, last])
+    (result,) = first.results
+    assert result.index == 0 and result.prediction is None and result.outputs is None
+    assert (first.closed, failing.closed, last.closed) == ([True], [True], [False])
+
+
+def test_static_base_is_the_root_of_the_camera_in_tf_static():
+    from rclpy.serialization import serialize_message
+
+    from da3_ros.offline.rig_frame import RawMessage
+    from da3_ros.offline.slam_stage import static_base
+    from da3_ros.ros.tf_buffer import make_tf_message
+
+    T_base_imu, T_imu_cam = np.eye(4), np.eye(4)
+    T_base_imu[:3, 3] = [1.0, 0.0, 0.0]
+    T_imu_cam[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]
+    T_imu_cam[:3, 3] = [0.0, 0.2, 0.0]
+    tf = make_tf_message([('base_link', 'imu', T_base_imu, 0), ('imu', 'cam0', T_imu_cam, 0)])
+    raw = RawMessage('/tf_static', 'tf2_msgs/msg/TFMessage', '', 0, serialize_message(tf))
+    base, T_cam_base = static_base((raw,), 'cam0')
+    assert base == 'base_link'
+    np.testing.assert_allclose(T_cam_base, np.linalg.inv(T_base_imu @ T_imu_cam), atol=1e-12)
+    assert static_base((raw,), 'cam9')[0] == 'cam9'        # no static parent: itself
+    np.testing.assert_array_equal(static_base((), 'cam0')[1], np.eye(4))
+
+
+def test_installed_copy_finds_the_message_definitions(tmp_path):
+    """`.venv/bin/da3-ros` outside the tree and without AMENT_PREFIX_PATH (no sourced
+    workspace) still finds RigDepth.msg for output bags: share/da3_ros/msg of the prefix."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ('AMENT_PREFIX_PATH', 'PYTHONPATH')}
+    code = 'from da3_ros.offline.bag_output import da3_msg_dir; print(da3_msg_dir())'
+    found = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    assert (Path(found) / 'RigDepth.msg').is_file() and (Path(found) / 'CameraDepth.msg').is_file()
+
+
+def test_slam_needs_a_model_with_camera_poses():
+    from da3_ros.offline.command import check_slam_model
+
+    for name in ('da3-small', 'da3-giant', 'da3nested-giant-large'):
+        check_slam_model(name)
+    for name in ('da3metric-large', 'da3mono-large'):
+        with pytest.raises(ConfigError, match='camera poses'):
+            check_slam_model(name)
