@@ -38,6 +38,14 @@ class ViewGeometry:
         to_net = np.array([[sx, 0.0, -ox], [0.0, sy, -oy], [0.0, 0.0, 1.0]])
         return np.linalg.solve(to_net, K)
 
+    def nearest_input_pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows (H,), cols (W,)) int64: the input pixel nearest each network pixel (the
+        inverse of u_net = u_in * sx - ox, rounded half to even), clipped to the image."""
+        H, W = self.network_hw
+        cols = np.rint((np.arange(W) + self.offset_xy[0]) / self.scale_xy[0]).astype(np.int64)
+        rows = np.rint((np.arange(H) + self.offset_xy[1]) / self.scale_xy[1]).astype(np.int64)
+        return np.clip(rows, 0, self.input_hw[0] - 1), np.clip(cols, 0, self.input_hw[1] - 1)
+
     def resample_to_input(self, image: np.ndarray, linear: bool = False) -> np.ndarray:
         """(H, W) float32 at the network resolution -> (H_in, W_in) float32 at the input
         resolution; input pixels outside the crop get NaN.

@@ -24,7 +24,7 @@ from da3_ros.engine.preprocess import (
     normalize_extrinsics,
     plan_resize,
     preprocess,
-    preprocess_torch,
+    preprocess_torch_fast,
 )
 from da3_ros.errors import ConfigError, InputError
 from da3_ros.model.postprocess import METRIC_FOCAL_PX
@@ -33,8 +33,15 @@ from da3_ros.model.variants import NestedSpec
 SKY_MASK_THRESHOLD = 0.5     # the official API's bool sky (the network's own fill uses 0.3)
 
 
-def _check_images(images) -> list:
-    """A non-empty list of (H, W, 3) uint8 numpy arrays or torch tensors."""
+def _check_images(images) -> list | torch.Tensor:
+    """A non-empty list of (H, W, 3) uint8 numpy arrays or torch tensors, or one
+    (S, H, W, 3) uint8 torch tensor (returned as is)."""
+    if isinstance(images, torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[3] != 3 \
+                or 0 in images.shape:
+            raise InputError(f'a stacked image tensor must be (S, H, W, 3) uint8 with S, H, '
+                             f'W > 0, got {tuple(images.shape)} {images.dtype}')
+        return images
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise InputError('images must be a non-empty list of (H, W, 3) uint8 RGB images')
     for v, img in enumerate(images):
@@ -110,7 +117,8 @@ class Predictor:
     align_to_input_scale: with given extrinsics, return them and rescale depth to their units
         (official default); False maps the given poses into the predicted frame instead
     gpu_preprocess: resize/normalise with torch ops on the backend's device when all views
-        share one size (no host round trip; max 1 uint8 step from the exact cv2 path)
+        share one size (no host round trip; max 1 uint8 step from the exact cv2 path;
+        torch.compile'd on CUDA: the first call of a size compiles)
     return_rays: also return the per-pixel rays (torch backend)
     return_descriptors: also return per-view place descriptors (torch backend)
     """
@@ -147,7 +155,9 @@ class Predictor:
         """Run one multi-view call.
 
         images: S images (H_v, W_v, 3) uint8 RGB, numpy or torch, any sizes (all views are
-            brought to one processing size, as the official)
+            brought to one processing size, as the official); or one (S, H, W, 3) uint8
+            tensor, preprocessed with torch ops where it lies (preprocess_torch; compiled on
+            CUDA) and then moved to the backend's device
         intrinsics: (S, 3, 3) pinhole K in each input image's pixels, or None
         extrinsics: (S, 4, 4) world -> camera (OpenCV), metres, or None; needs intrinsics.
             With both, any-view models are camera-conditioned and the result comes back in
@@ -183,15 +193,17 @@ class Predictor:
                                  return_descriptors=self.return_descriptors)
         return self._postprocess(out, _view_geometry(pre), K_net, T_in)
 
-    def _preprocess(self, images: list) -> Preprocessed:
-        same_size = len({tuple(img.shape) for img in images}) == 1
-        if self.gpu_preprocess and same_size:
+    def _preprocess(self, images: list | torch.Tensor) -> Preprocessed:
+        stacked = isinstance(images, torch.Tensor)
+        same_size = stacked or len({tuple(img.shape) for img in images}) == 1
+        if stacked or (self.gpu_preprocess and same_size):
             # PIL-backed arrays are read-only; torch wants writable memory to wrap
-            stack = torch.stack([img if isinstance(img, torch.Tensor) else
-                                 torch.from_numpy(np.array(img, copy=not img.flags.writeable))
-                                 for img in images]).to(self.backend.device)
-            x = preprocess_torch(stack, self.process_res, self.method)
-            plan = plan_resize(*images[0].shape[:2], self.process_res, self.method)
+            stack = images if stacked else torch.stack([
+                img if isinstance(img, torch.Tensor) else
+                torch.from_numpy(np.array(img, copy=not img.flags.writeable))
+                for img in images]).to(self.backend.device)
+            x = preprocess_torch_fast(stack, self.process_res, self.method)
+            plan = plan_resize(*stack.shape[1:3], self.process_res, self.method)
             zero = ((0, 0),) * len(images)
             return Preprocessed(x, (plan,) * len(images), zero, zero)
         arrays = [img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else img

@@ -5,7 +5,9 @@
 
 Precision 'fp32' runs everything in float32. 'bf16' / 'fp16' autocast the backbone as the
 official API does (camera encoder, heads, camera decoder and ray solver stay float32 inside
-the network), so outputs differ from fp32 by the usual reduced-precision error.
+the network), so outputs differ from fp32 by the usual reduced-precision error. With them the
+backbone's linear and convolution weights are stored in that precision once
+(engine.compiled.cast_autocast_weights: autocast's own rounding, without a cast per call).
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class TorchBackend(Backend):
     """Runs a DA3Net / NestedDA3Net (weights already loaded) on one device.
 
-    net: the network; moved to `device` and put in eval mode
+    net: the network; moved to `device`, put in eval mode and, for bf16 / fp16, given
+        weights stored in that precision where autocast would cast them
     device: 'cpu', 'cuda' or 'cuda:N'
     precision: 'fp32', 'bf16' or 'fp16' (autocast of the backbone, as the official API)
     """
@@ -58,6 +61,9 @@ class TorchBackend(Backend):
             raise ConfigError('fp16 autocast on CPU is not supported; use fp32 or bf16')
         self.precision = precision
         self.net = net.to(self.device).eval().requires_grad_(False)
+        if PRECISIONS[precision] is not None:
+            from da3_ros.engine.compiled import cast_autocast_weights
+            cast_autocast_weights(self.net, PRECISIONS[precision])
         self.spec = net.spec
         self.supports_cameras = isinstance(net, NestedDA3Net) or net.spec.has_camera
 

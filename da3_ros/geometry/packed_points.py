@@ -3,9 +3,16 @@
 One record per kept pixel, 5 float32 words: x, y, z (metres or model units, camera optical
 frame), rgb (PCL's 0x00RRGGBB bits stored in a float32 word) and confidence; the same layout
 as `da3_ros.ros.pointcloud.points_to_cloud`, so the bytes go into a PointCloud2 unchanged after
-one device-to-host copy.
+one device-to-host copy. The arithmetic is that of `ros.pointcloud.back_project` (float64 rays
+from the K entries, cast to float32 at the end), so the numbers equal the numpy path's.
+
+`point_records` (pointwise, for torch.compile) and `compact_views` (a prefix sum and one
+index_copy) have static shapes and no host synchronisation; `pack_points_batch` and
+`pack_points` compact further on the host-known counts.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -13,65 +20,66 @@ from torch import Tensor
 RECORD_WORDS = 5      # x, y, z, rgb, confidence
 
 
-def pack_points(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None = None,
-                sky: Tensor | None = None, min_confidence: float | None = None,
-                min_range_m: float = 0.0, max_range_m: float = float('inf'),
-                stride: int = 1) -> Tensor:
-    """Back-project one view and pack its points.
+class PackedViews(NamedTuple):
+    """S views' records in fixed slots (n = ceil(H / stride) * ceil(W / stride) per view).
 
-    depth: (H, W) float z-depth along the optical axis; non-finite or <= 0 is dropped
-    K: (3, 3) intrinsics in pixels of depth (u = column index, v = row index)
-    rgb: (H, W, 3) uint8 colours aligned with depth
-    confidence: (H, W) float or None (then records have 4 words, as points_to_cloud without
-        confidence); min_confidence drops points below it
-    sky: (H, W) bool, True = sky (dropped), or None
+    records: (S, n, 5) float32 (4 words without confidence); view v's kept records are rows
+        [0, counts[v]) in row-major pixel order; later rows are not points
+    counts: (S,) int64, on the records' device
+    moved: records with x, y, z mapped by T_target_cam (float64 math), or None
+    """
+
+    records: Tensor
+    counts: Tensor
+    moved: Tensor | None = None
+
+
+def back_project_views(depth: Tensor, K: Tensor, stride: int = 1) -> Tensor:
+    """Camera-frame points of S depth maps: [X, Y, Z] = z K^-1 [u, v, 1] (u column, v row).
+
+    depth: (S, H, W) float, z along the optical axis; K: (S, 3, 3) pixels, with skew K[0, 1]
+    returns (S, ceil(H / stride), ceil(W / stride), 3) float32, computed in float64
+    """
+    z = depth[:, ::stride, ::stride].double()
+    K = K.to(z.device, torch.float64)
+    v = torch.arange(0, depth.shape[1], stride, device=z.device, dtype=torch.float64)
+    u = torch.arange(0, depth.shape[2], stride, device=z.device, dtype=torch.float64)
+    fx, fy, skew, cx, cy = (K[:, i, j, None, None] for i, j in ((0, 0), (1, 1), (0, 1),
+                                                                 (0, 2), (1, 2)))
+    y_n = (v[None, :, None] - cy) / fy
+    x_n = (u[None, None, :] - cx - skew * y_n) / fx
+    return torch.stack(torch.broadcast_tensors(x_n * z, y_n * z, z), dim=-1).float()
+
+
+def pack_rgb_bits(rgb: Tensor) -> Tensor:
+    """(..., 3) uint8 -> (...) float32 words holding the bits of 0x00RRGGBB."""
+    c = rgb.to(torch.int32)
+    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).view(torch.float32)
+
+
+def point_records(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None = None,
+                  sky: Tensor | None = None, min_confidence: float | None = None,
+                  min_range_m: float = 0.0, max_range_m: float = float('inf'), stride: int = 1,
+                  T_target_cam: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Records of every (strided) pixel of S views, and which ones the filters keep.
+
+    depth: (S, H, W) float z-depth; non-finite or <= 0 is dropped
+    K: (S, 3, 3) intrinsics in pixels of depth
+    rgb: (S, H, W, 3) uint8 colours aligned with depth
+    confidence: (S, H, W) float or None (then records have 4 words); min_confidence drops
+        points below it
+    sky: (S, H, W) bool, True = sky (dropped), or None
     min_range_m, max_range_m: Euclidean distance limits from the camera centre
     stride: keep every stride-th row and column
-    returns (N, 5) float32 (N, 4 without confidence) on depth's device, row-major pixel order
+    T_target_cam: (S, 4, 4) float, camera -> target frame (e.g. the fixed frame of a fused
+        cloud), or None
+    returns (records (S, n, 5|4) float32 with n = ceil(H / stride) * ceil(W / stride), the
+    same with x y z mapped by T_target_cam (float64 math) or None, keep (S, n) bool).
+    Pointwise work only, so torch.compile fuses it into a few kernels.
     """
-    d = depth[::stride, ::stride].float()
-    h, w = d.shape
-    v, u = torch.meshgrid(torch.arange(0, depth.shape[0], stride, device=d.device),
-                          torch.arange(0, depth.shape[1], stride, device=d.device),
-                          indexing='ij')
-    pix = torch.stack([u, v, torch.ones_like(u)], -1).to(torch.float64)
-    rays = (pix @ torch.linalg.inv(K.to(d.device, torch.float64)).T).float()
-    xyz = rays * d[..., None]
-    keep = torch.isfinite(d) & (d > 0)
-    distance = xyz.norm(dim=-1)
-    keep &= (distance >= min_range_m) & (distance <= max_range_m)
-    conf = (torch.ones_like(d) if confidence is None
-            else confidence[::stride, ::stride].float())
-    if confidence is not None and min_confidence is not None:
-        keep &= conf >= min_confidence
-    if sky is not None:
-        keep &= ~sky[::stride, ::stride]
-    c = rgb[::stride, ::stride].to(torch.int32)
-    bits = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
-    record = torch.cat([xyz, bits.view(torch.float32)[..., None], conf[..., None]], dim=-1)
-    record = record.reshape(h * w, RECORD_WORDS)[keep.reshape(-1)]
-    return record if confidence is not None else record[:, :4]
-
-
-def pack_points_batch(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None = None,
-                      sky: Tensor | None = None, min_confidence: float | None = None,
-                      min_range_m: float = 0.0, max_range_m: float = float('inf'),
-                      stride: int = 1) -> tuple[Tensor, Tensor]:
-    """`pack_points` for S views at once: one set of kernels and one compaction for the rig.
-
-    depth: (S, H, W); K: (S, 3, 3); rgb: (S, H, W, 3) uint8; confidence, sky: (S, H, W) or None
-    returns (records (N, 5|4) float32, counts (S,) int64 on the host): view v's records are
-    records[counts[:v].sum():counts[:v + 1].sum()], each equal to pack_points of that view
-    """
-    d = depth[:, ::stride, ::stride].float()
-    S, h, w = d.shape
-    v, u = torch.meshgrid(torch.arange(0, depth.shape[1], stride, device=d.device),
-                          torch.arange(0, depth.shape[2], stride, device=d.device),
-                          indexing='ij')
-    pix = torch.stack([u, v, torch.ones_like(u)], -1).to(torch.float64)      # (h, w, 3)
-    K_inv = torch.linalg.inv(K.to(d.device, torch.float64))                   # (S, 3, 3)
-    rays = torch.einsum('hwj,sij->shwi', pix, K_inv).float()
-    xyz = rays * d[..., None]
+    xyz = back_project_views(depth, K, stride)                     # (S, h, w, 3)
+    S, h, w, _ = xyz.shape
+    d = xyz[..., 2]
     distance = xyz.norm(dim=-1)
     keep = torch.isfinite(d) & (d > 0) & (distance >= min_range_m) & (distance <= max_range_m)
     conf = (torch.ones_like(d) if confidence is None
@@ -80,10 +88,68 @@ def pack_points_batch(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor 
         keep &= conf >= min_confidence
     if sky is not None:
         keep &= ~sky[:, ::stride, ::stride]
-    c = rgb[:, ::stride, ::stride].to(torch.int32)
-    bits = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
-    record = torch.cat([xyz, bits.view(torch.float32)[..., None], conf[..., None]], dim=-1)
-    keep = keep.reshape(S, h * w)
-    counts = keep.sum(dim=1).cpu()
-    record = record.reshape(S * h * w, RECORD_WORDS)[keep.reshape(-1)]
-    return (record if confidence is not None else record[:, :4]), counts
+    words = RECORD_WORDS if confidence is not None else RECORD_WORDS - 1
+    rest = torch.cat([pack_rgb_bits(rgb[:, ::stride, ::stride])[..., None], conf[..., None]],
+                     dim=-1)[..., :words - 3]
+    records = torch.cat([xyz, rest], dim=-1).reshape(S, h * w, words)
+    moved = None
+    if T_target_cam is not None:
+        T = T_target_cam.to(d.device, torch.float64)
+        xyz_t = torch.einsum('sij,shwj->shwi', T[:, :3, :3], xyz.double())
+        xyz_t = (xyz_t + T[:, None, None, :3, 3]).float()
+        moved = torch.cat([xyz_t, rest], dim=-1).reshape(S, h * w, words)
+    return records, moved, keep.reshape(S, h * w)
+
+
+def compact_views(keep: Tensor, records: Tensor,
+                  moved: Tensor | None = None) -> PackedViews:
+    """Move each view's kept records to the front of its slot (order kept), without a host
+    synchronisation: a prefix sum gives each kept record its row, one index_copy writes them.
+
+    keep: (S, n) bool; records, moved: (S, n, R) from point_records
+    """
+    S, n, words = records.shape
+    slot = keep.cumsum(dim=1) - 1 + torch.arange(S, device=keep.device)[:, None] * n
+    slot = torch.where(keep, slot, S * n).reshape(-1)             # dropped -> one spare row
+
+    def compact(values: Tensor) -> Tensor:
+        out = values.new_zeros(S * n + 1, words).index_copy(0, slot, values.reshape(-1, words))
+        return out[:S * n].reshape(S, n, words)
+    return PackedViews(compact(records), keep.sum(dim=1),
+                       None if moved is None else compact(moved))
+
+
+def pack_points_views(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None = None,
+                      sky: Tensor | None = None, min_confidence: float | None = None,
+                      min_range_m: float = 0.0, max_range_m: float = float('inf'),
+                      stride: int = 1, T_target_cam: Tensor | None = None) -> PackedViews:
+    """Back-project S views, filter, and pack the kept pixels into fixed per-view slots:
+    compact_views(*point_records(...)) (arguments as point_records)."""
+    records, moved, keep = point_records(depth, K, rgb, confidence, sky, min_confidence,
+                                         min_range_m, max_range_m, stride, T_target_cam)
+    return compact_views(keep, records, moved)
+
+
+def pack_points_batch(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None = None,
+                      sky: Tensor | None = None, min_confidence: float | None = None,
+                      min_range_m: float = 0.0, max_range_m: float = float('inf'),
+                      stride: int = 1) -> tuple[Tensor, Tensor]:
+    """`pack_points_views`, compacted: (records (N, 5|4) float32 on the device, counts (S,)
+    int64 on the host); view v's records are records[counts[:v].sum():counts[:v + 1].sum()].
+    Reads the counts back (one synchronisation)."""
+    views = pack_points_views(depth, K, rgb, confidence, sky, min_confidence, min_range_m,
+                              max_range_m, stride)
+    counts = views.counts.cpu()
+    return torch.cat([r[:c] for r, c in zip(views.records, counts.tolist(), strict=True)]), counts
+
+
+def pack_points(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None = None,
+                sky: Tensor | None = None, min_confidence: float | None = None,
+                min_range_m: float = 0.0, max_range_m: float = float('inf'),
+                stride: int = 1) -> Tensor:
+    """One view: depth (H, W), K (3, 3), rgb (H, W, 3), confidence / sky (H, W) or None ->
+    (N, 5|4) float32 records, row-major pixel order (see pack_points_views)."""
+    def one(t):
+        return None if t is None else t[None]
+    return pack_points_batch(depth[None], K[None], rgb[None], one(confidence), one(sky),
+                             min_confidence, min_range_m, max_range_m, stride)[0]

@@ -3,6 +3,13 @@
 Schedule (da3-model.md §4.3): blocks before alt_start are local; from alt_start on, odd blocks
 are global and even blocks local, all with QK-norm and RoPE. The camera token replaces token 0
 of every view just before block alt_start.
+
+Reference view: the official code moves the chosen view to slot 0 (where the learned reference
+camera token goes), runs the blocks, and puts the outputs back in input order. Every block is
+equivariant to the order of the views (local attention is per view; global attention sees all
+patch tokens at one RoPE position), so here the reference token goes straight to the chosen
+view's slot and nothing is reordered: the same function, without six gathers of the tokens
+(results differ only by the order of floating-point sums in global attention).
 """
 from __future__ import annotations
 
@@ -13,12 +20,7 @@ from torch import Tensor, nn
 
 from da3_ros.model.layers import Block
 from da3_ros.model.positional import resize_pos_embed, rope_tables
-from da3_ros.model.reference_view import (
-    MIN_VIEWS_FOR_SELECTION,
-    gather_views,
-    reference_first_order,
-    select_reference_view,
-)
+from da3_ros.model.reference_view import MIN_VIEWS_FOR_SELECTION, select_reference_view
 from da3_ros.model.variants import PATCH_PX, BackboneSpec
 
 _PRETRAIN_GRID = 37       # pos_embed was trained for 518 x 518 = 37 x 37 patches
@@ -70,10 +72,13 @@ class VisionTransformer(nn.Module):
         pos = resize_pos_embed(self.pos_embed, H // PATCH_PX, W // PATCH_PX)
         return (torch.cat([cls, patches], dim=1) + pos).reshape(B, S, -1, patches.shape[-1])
 
-    def _camera_token(self, B: int, S: int) -> Tensor:
-        """(B, S, C): learned reference token for view 0, the shared one for the others."""
-        ref = self.camera_token[:, :1].expand(B, 1, -1)
-        return torch.cat([ref, self.camera_token[:, 1:].expand(B, S - 1, -1)], dim=1)
+    def _camera_token(self, B: int, S: int, ref: Tensor | None) -> Tensor:
+        """(B, S, C): the learned reference token at each batch item's reference view
+        (ref (B,) int64, None = view 0), the shared one at the other views."""
+        views = torch.arange(S, device=self.camera_token.device)[None]
+        is_ref = views == (0 if ref is None else ref[:, None])
+        return torch.where(is_ref[..., None], self.camera_token[:, :1],
+                           self.camera_token[:, 1:]).expand(B, S, -1)
 
     def forward(self, x: Tensor, cam_token: Tensor | None = None,
                 ref_view_strategy: str = 'saddle_balanced') -> BackboneOutput:
@@ -87,13 +92,12 @@ class VisionTransformer(nn.Module):
         global_rope = (cos_g.repeat(S, 1).to(x.dtype), sin_g.repeat(S, 1).to(x.dtype))
         x = self.tokens(x)
         T, C = x.shape[2:]
-        local_x, order, outputs = x, None, []
+        local_x, ref, outputs = x, None, []
         for i, block in enumerate(self.blocks):
             if (i == spec.alt_start - 1 and S >= MIN_VIEWS_FOR_SELECTION and cam_token is None):
-                order = reference_first_order(select_reference_view(x, ref_view_strategy), S)
-                x, local_x = gather_views(x, order), gather_views(local_x, order)
+                ref = select_reference_view(x, ref_view_strategy)
             if i == spec.alt_start:
-                token = cam_token if cam_token is not None else self._camera_token(B, S)
+                token = cam_token if cam_token is not None else self._camera_token(B, S, ref)
                 x = torch.cat([token[:, :, None].to(x.dtype), x[:, :, 1:]], dim=2)
             if self._is_global(i):
                 x = block(x.reshape(B, S * T, C), global_rope).reshape(B, S, T, C)
@@ -101,10 +105,7 @@ class VisionTransformer(nn.Module):
                 x = block(x.reshape(B * S, T, C), local_rope if self._rotary(i) else None)
                 x = local_x = x.reshape(B, S, T, C)
             if i in spec.out_layers:
-                out = torch.cat([local_x, x], dim=-1) if spec.cat_token else x
-                if order is not None:
-                    out = gather_views(out, order.argsort(dim=1))
-                outputs.append(out)
+                outputs.append(torch.cat([local_x, x], dim=-1) if spec.cat_token else x)
         return self._normalise(outputs)
 
     def _normalise(self, outputs: list[Tensor]) -> BackboneOutput:

@@ -23,15 +23,17 @@ from da3_ros.model.variants import PATCH_PX, ModelSpec, NestedSpec, get_spec
 HEAD_CHUNK_FRAMES = 8   # the official heads run 8 frames at a time (memory), as here
 
 
-def _run_head(head: nn.Module, flat: list[Tensor], H: int, W: int):
+def _run_head(head: nn.Module, flat: list[Tensor], H: int, W: int, **kwargs):
     """The dense head over B*S frames, 8 frames at a time like the official (the head is
-    per-frame, so chunking is exact); one pass when tracing, so exported graphs have no loop."""
+    per-frame, so chunking is exact); one pass when tracing, so exported graphs have no loop.
+    Output fields that the head leaves None stay None."""
     n = flat[0].shape[0]
     if n <= HEAD_CHUNK_FRAMES or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return head(flat, H, W)
-    parts = [head([f[i:i + HEAD_CHUNK_FRAMES] for f in flat], H, W)
+        return head(flat, H, W, **kwargs)
+    parts = [head([f[i:i + HEAD_CHUNK_FRAMES] for f in flat], H, W, **kwargs)
              for i in range(0, n, HEAD_CHUNK_FRAMES)]
-    return type(parts[0])(*(torch.cat(items) for items in zip(*parts, strict=True)))
+    return type(parts[0])(*(None if items[0] is None else torch.cat(items)
+                            for items in zip(*parts, strict=True)))
 
 
 def global_descriptor(tokens: Tensor) -> Tensor:
@@ -120,10 +122,12 @@ class DA3Net(nn.Module):
                 depth, sky = (t.reshape(B, S, H, W) for t in _run_head(self.head, flat, H, W))
                 return DA3Output(postprocess.fill_sky(depth, sky) if fill_sky else depth, sky=sky,
                                  descriptor=descriptor)
-            out = _run_head(self.head, flat, H, W)
+            out = _run_head(self.head, flat, H, W, rays=use_ray_pose or return_rays)
             depth, conf = out.depth.reshape(B, S, H, W), out.depth_conf.reshape(B, S, H, W)
-            ray = out.ray.reshape((B, S) + out.ray.shape[1:])
-            ray_conf = out.ray_conf.reshape((B, S) + out.ray_conf.shape[1:])
+            ray = ray_conf = None
+            if out.ray is not None:
+                ray = out.ray.reshape((B, S) + out.ray.shape[1:])
+                ray_conf = out.ray_conf.reshape((B, S) + out.ray_conf.shape[1:])
             if use_ray_pose:
                 extr, K = rays_to_cameras(ray, ray_conf, (H, W))
             else:

@@ -18,7 +18,12 @@ class ResidualConvUnit(nn.Module):
 
 
 class FusionBlock(nn.Module):
-    """y (+ RCU1(lateral)) -> RCU2 -> bilinear resize (align_corners) -> 1x1 out_conv."""
+    """y (+ RCU1(lateral)) -> RCU2 -> bilinear resize (align_corners) -> 1x1 out_conv.
+
+    The 1x1 out_conv runs before the resize here: both are linear, the conv mixes channels per
+    pixel and the resize mixes pixels per channel with weights summing to 1 (the bias passes
+    through), so they commute; at the lower resolution the conv costs a quarter.
+    """
 
     def __init__(self, features: int, has_residual: bool = True):
         super().__init__()
@@ -34,7 +39,7 @@ class FusionBlock(nn.Module):
             y = y + self.resConfUnit1(lateral)
         y = self.resConfUnit2(y)
         size = size or (2 * y.shape[-2], 2 * y.shape[-1])
-        return self.out_conv(F.interpolate(y, size=size, mode='bilinear', align_corners=True))
+        return F.interpolate(self.out_conv(y), size=size, mode='bilinear', align_corners=True)
 
 
 def make_projects(dim_in: int, out_channels: tuple[int, ...]) -> nn.ModuleList:

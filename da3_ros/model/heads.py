@@ -65,10 +65,10 @@ class DPTTrunk(nn.Module):
 
 
 class DualDPTOutput(NamedTuple):
-    depth: Tensor      # (N, H, W) exp
-    depth_conf: Tensor  # (N, H, W) exp + 1
-    ray: Tensor        # (N, 8ph, 8pw, 6) linear: direction xyz, origin xyz (world)
-    ray_conf: Tensor   # (N, 8ph, 8pw) exp + 1
+    depth: Tensor               # (N, H, W) exp
+    depth_conf: Tensor          # (N, H, W) exp + 1
+    ray: Tensor | None = None   # (N, 8ph, 8pw, 6) linear: direction xyz, origin xyz (world)
+    ray_conf: Tensor | None = None  # (N, 8ph, 8pw) exp + 1
 
 
 class DualDPT(DPTTrunk):
@@ -93,17 +93,25 @@ class DualDPT(DPTTrunk):
             Permute((0, 3, 1, 2)), nn.ReLU(), nn.Conv2d(_HIDDEN, _RAY_CHANNELS, 1))
             for _ in range(4)])
 
-    def forward(self, features: list[Tensor], H: int, W: int) -> DualDPTOutput:
-        """features: 4 x (N, ph*pw, dim_in) with N = B*S."""
+    def forward(self, features: list[Tensor], H: int, W: int,
+                rays: bool = True) -> DualDPTOutput:
+        """features: 4 x (N, ph*pw, dim_in) with N = B*S.
+
+        rays=False skips the ray branch (its own refinement chain and 7 convolutions at
+        8ph x 8pw, about 1.3 of DA3-LARGE's 5.7 TFLOP at 6 x 280 x 504): ray and ray_conf are
+        then None. Depth and confidence do not depend on it.
+        """
         laterals = self.laterals(features, H, W)
         s = self.scratch
         main = s.output_conv1(fuse(laterals, self.refine()))
         main = add_uv(F.interpolate(main, size=(H, W), mode='bilinear', align_corners=True), H, W)
         logits = s.output_conv2(main)
+        depth, depth_conf = logits[:, 0].exp(), logits[:, 1].exp() + 1
+        if not rays:
+            return DualDPTOutput(depth, depth_conf)
         aux = s.output_conv1_aux[3](fuse(laterals, self.refine('_aux')))
         aux = s.output_conv2_aux[3](add_uv(aux, H, W)).permute(0, 2, 3, 1)
-        return DualDPTOutput(logits[:, 0].exp(), logits[:, 1].exp() + 1,
-                             aux[..., :6], aux[..., 6].exp() + 1)
+        return DualDPTOutput(depth, depth_conf, aux[..., :6], aux[..., 6].exp() + 1)
 
 
 class DPTOutput(NamedTuple):

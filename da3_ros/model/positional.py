@@ -115,6 +115,10 @@ def uv_embed(h: int, w: int, channels: int, aspect: float, dtype=torch.float32,
     span_x, span_y = aspect / diag, 1.0 / diag
     xs = torch.linspace(-span_x * (w - 1) / w, span_x * (w - 1) / w, w, dtype=dtype, device=device)
     ys = torch.linspace(-span_y * (h - 1) / h, span_y * (h - 1) / h, h, dtype=dtype, device=device)
-    uu, vv = torch.meshgrid(xs, ys, indexing='xy')
-    emb = torch.cat([_sincos(uu, channels // 2), _sincos(vv, channels // 2)], dim=-1)
-    return (emb.reshape(h, w, channels) * UV_RATIO).permute(2, 0, 1)
+    # The first half of the channels depends on the column only, the second on the row only:
+    # sin/cos on w + h positions, broadcast (the official evaluates them on all h * w).
+    per_col = (_sincos(xs, channels // 2) * UV_RATIO).T          # (channels/2, w)
+    per_row = (_sincos(ys, channels // 2) * UV_RATIO).T          # (channels/2, h)
+    half = channels // 2
+    return torch.cat([per_col[:, None, :].expand(half, h, w),
+                      per_row[:, :, None].expand(half, h, w)], dim=0)

@@ -1,6 +1,7 @@
 """Choice of the reference view (world frame) for S >= 3 views, as the official strategies do.
 
-The chosen view moves to slot 0 (the others keep their order); outputs are put back afterwards.
+The official code then moves the chosen view to slot 0 and back; the backbone instead gives
+the chosen view the reference camera token in place (the same function: backbone.py).
 """
 from __future__ import annotations
 
@@ -40,15 +41,3 @@ def select_reference_view(tokens: Tensor, strategy: str) -> Tensor:
     metrics = (sim.sum(dim=-1) / (S - 1), cls.norm(dim=-1), unit.var(dim=-1))
     balance = sum((_min_max(m) - 0.5).abs() for m in metrics)
     return balance.argmin(dim=1)
-
-
-def reference_first_order(ref: Tensor, num_views: int) -> Tensor:
-    """(B, S) view order [ref, 0, 1, .., ref-1, ref+1, ..] for ref (B,)."""
-    slots = torch.arange(num_views, device=ref.device)[None].expand(ref.shape[0], -1)
-    order = torch.where((slots > 0) & (slots <= ref[:, None]), slots - 1, slots)
-    return torch.where(slots == 0, ref[:, None], order)
-
-
-def gather_views(x: Tensor, order: Tensor) -> Tensor:
-    """x: (B, S, ...) -> x[b, order[b]] for every batch item."""
-    return x[torch.arange(x.shape[0], device=x.device)[:, None], order]

@@ -29,8 +29,9 @@ from da3_ros.errors import ConfigError
 from da3_ros.msg import RigDepth
 from da3_ros.ros import qos
 from da3_ros.ros.camera_info import camera_info_to_pinhole
-from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions, build_outputs
+from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions
 from da3_ros.ros.depth_params import check_model_for_mode, declare_depth_params
+from da3_ros.ros.depth_pipeline import DepthPipeline
 from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics
 from da3_ros.ros.errors import MessageError, SyncError, TfError
 from da3_ros.ros.image_conversion import compressed_to_rgb, copy_header, image_to_rgb
@@ -79,6 +80,7 @@ class DepthNode(Node):
         self.options = OutputOptions(cfg.publish, cfg.output_resolution, cfg.cloud,
                                      cfg.remove_sky, cfg.fused_voxel_size_m,
                                      cfg.pose_frame_suffix, backend.model_name)
+        self.pipeline = DepthPipeline(self.predictor, self.options)
         names = [c.name for c in cfg.cameras]
         self.diag = DepthDiagnostics(names)
         self.throttle = CauseThrottle(cfg.log_throttle_s)
@@ -116,8 +118,10 @@ class DepthNode(Node):
         self._worker.start()
         self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
-            f'{backend.model_name} on {cfg.backend}/{cfg.device}, {len(names)} cameras '
-            f'{names}, metric_mode {cfg.metric_mode}, pose_conditioning {cfg.pose_conditioning}')
+            f'{backend.model_name} on {cfg.backend}/{cfg.device} '
+            f'({"GPU-resident" if self.pipeline.on_device else "host"} outputs), {len(names)} '
+            f'cameras {names}, metric_mode {cfg.metric_mode}, pose_conditioning '
+            f'{cfg.pose_conditioning}')
 
     # ---- executor thread: inputs -------------------------------------------------------
     def _warn(self, cause: str, text: str) -> None:
@@ -232,17 +236,12 @@ class DepthNode(Node):
                   for c, (header, rgb) in zip(cfg.cameras, synced.items, strict=True)]
         K = self._intrinsics(inputs) if cfg.needs_intrinsics else None
         T = self._extrinsics(inputs) if cfg.needs_extrinsics else None
-        start = time.perf_counter()
-        pred = self.predictor.predict([c.rgb for c in inputs], K, T)
-        self.diag.stage('inference', time.perf_counter() - start)
-        start = time.perf_counter()
         world = cfg.rig_base_frame if T is not None else inputs[0].header.frame_id
         fixed = cfg.fixed_frame or world
         parent = cfg.pose_parent_frame or fixed
         frames = Frames(fixed, self._T_from_world(fixed, world, synced.stamp_ns), parent,
                         self._T_from_world(parent, world, synced.stamp_ns), T is None)
-        out = build_outputs(pred, inputs, synced.stamp_ns, frames, self.options)
-        self.diag.stage('outputs', time.perf_counter() - start)
+        out = self.pipeline.run(inputs, K, T, synced.stamp_ns, frames, self.diag.stage)
         start = time.perf_counter()
         for pubs, cam_out in zip(self.cam_pubs, out.cameras, strict=True):
             for name, pub in pubs.items():

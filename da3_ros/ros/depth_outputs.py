@@ -105,11 +105,7 @@ class RigOutputs:
 def rgb_at_network(view: ViewGeometry, rgb: np.ndarray) -> np.ndarray:
     """(H_in, W_in, 3) -> (H, W, 3) uint8: the input pixel nearest each network pixel
     (the inverse of u_net = u_in * sx - ox)."""
-    H, W = view.network_hw
-    cols = np.rint((np.arange(W) + view.offset_xy[0]) / view.scale_xy[0]).astype(np.int64)
-    rows = np.rint((np.arange(H) + view.offset_xy[1]) / view.scale_xy[1]).astype(np.int64)
-    cols = np.clip(cols, 0, rgb.shape[1] - 1)
-    rows = np.clip(rows, 0, rgb.shape[0] - 1)
+    rows, cols = view.nearest_input_pixels()
     return rgb[rows[:, None], cols[None, :]]
 
 
@@ -127,23 +123,35 @@ def camera_view(pred: Prediction, v: int, rgb: np.ndarray, resolution: str) -> C
     return CameraView(pred.depth_at_input(v), conf_in, sky_in, rgb, pred.K_input(v))
 
 
+def camera_messages(depth: np.ndarray, confidence: np.ndarray | None, K: np.ndarray,
+                    header: Header, opts: OutputOptions) -> CameraOutputs:
+    """One camera's image messages (depth, confidence, CameraInfo, colourised depth) without
+    the cloud. depth, confidence: (H, W) float32; K: (3, 3) pixels of (H, W)."""
+    out, want = CameraOutputs(), opts.publish
+    H, W = depth.shape
+    if 'depth' in want or 'rig_depth' in want:
+        out.depth = float_to_image(depth, header)
+    if confidence is not None and ('confidence' in want or 'rig_depth' in want):
+        out.confidence = float_to_image(confidence, header)
+    if 'camera_info' in want or 'rig_depth' in want:
+        out.camera_info = pinhole_to_camera_info(Pinhole(K, H, W), header)
+    if 'colorized_depth' in want:
+        out.colorized_depth = colorize_depth(depth, header)
+    return out
+
+
+def wants_points(opts: OutputOptions) -> bool:
+    return 'cloud' in opts.publish or 'fused_cloud' in opts.publish
+
+
 def _camera_outputs(view: CameraView, header: Header, opts: OutputOptions,
                     ) -> tuple[CameraOutputs, Points | None]:
-    out, want = CameraOutputs(), opts.publish
-    H, W = view.depth.shape
-    if 'depth' in want or 'rig_depth' in want:
-        out.depth = float_to_image(view.depth, header)
-    if view.confidence is not None and ('confidence' in want or 'rig_depth' in want):
-        out.confidence = float_to_image(view.confidence, header)
-    if 'camera_info' in want or 'rig_depth' in want:
-        out.camera_info = pinhole_to_camera_info(Pinhole(view.K, H, W), header)
-    if 'colorized_depth' in want:
-        out.colorized_depth = colorize_depth(view.depth, header)
+    out = camera_messages(view.depth, view.confidence, view.K, header, opts)
     points = None
-    if 'cloud' in want or 'fused_cloud' in want:
+    if wants_points(opts):
         sky = view.sky if opts.remove_sky else None
         points = depth_to_points(view.depth, view.K, view.rgb, view.confidence, sky, opts.cloud)
-        if 'cloud' in want:
+        if 'cloud' in opts.publish:
             out.cloud = points_to_cloud(points, header)
     return out, points
 
@@ -164,9 +172,44 @@ def _rig_depth(pred: Prediction, inputs: list[CameraInput], cams: list[CameraOut
     return msg
 
 
+def fixed_from_cameras(T_cam_world: np.ndarray | None,
+                       frames: Frames) -> list[np.ndarray] | None:
+    """Per camera T_fixed_cam (4, 4) from the predicted T_cam_world (S, 4, 4), or None when
+    the poses or the fixed frame's transform are unknown."""
+    if T_cam_world is None or frames.T_fixed_world is None:
+        return None
+    return [frames.T_fixed_world @ T for T in np.linalg.inv(T_cam_world)]
+
+
+def rig_outputs(pred, inputs: list[CameraInput], cams: list[CameraOutputs], stamp_ns: int,
+                frames: Frames, opts: OutputOptions, fused_cloud) -> RigOutputs:
+    """The rig-level messages around the per-camera ones: fused cloud, RigDepth, TF.
+
+    pred: Prediction or TensorPrediction (uses T_cam_world, is_metric, depth_scale)
+    fused_cloud: callable(T_fixed_cams, header) -> PointCloud2, called only when the fused
+        cloud is published and the fixed frame is known
+    """
+    T_fixed_cams = fixed_from_cameras(pred.T_cam_world, frames)
+    fused, rig_depth, transforms = None, None, []
+    if T_fixed_cams is not None:
+        if 'fused_cloud' in opts.publish:
+            fused = fused_cloud(T_fixed_cams, Header(stamp=ns_to_stamp(stamp_ns),
+                                                     frame_id=frames.fixed_frame))
+        if 'rig_depth' in opts.publish:
+            rig_depth = _rig_depth(pred, inputs, cams, T_fixed_cams, frames, stamp_ns, opts)
+    T_world_cams = None if pred.T_cam_world is None else list(np.linalg.inv(pred.T_cam_world))
+    if ('tf' in opts.publish and frames.poses_estimated and T_world_cams is not None
+            and frames.T_parent_world is not None):
+        transforms = [make_transform_stamped(
+            frames.pose_parent_frame, cam.header.frame_id + opts.pose_frame_suffix,
+            frames.T_parent_world @ T, stamp_to_ns(cam.header.stamp))
+            for cam, T in zip(inputs, T_world_cams, strict=True)]
+    return RigOutputs(cams, fused, transforms, rig_depth)
+
+
 def build_outputs(pred: Prediction, inputs: list[CameraInput], stamp_ns: int,
                   frames: Frames, opts: OutputOptions) -> RigOutputs:
-    """All messages for one synchronised set.
+    """All messages for one synchronised set (the host path, numpy).
 
     pred: S views in the order of inputs; stamp_ns: the set's stamp (fused cloud, RigDepth)
     """
@@ -178,22 +221,7 @@ def build_outputs(pred: Prediction, inputs: list[CameraInput], stamp_ns: int,
         out, pts = _camera_outputs(view, cam.header, opts)
         cams.append(out)
         points.append(pts)
-    poses = pred.T_cam_world
-    T_world_cams = None if poses is None else list(np.linalg.inv(poses))
-    fused, rig_depth, transforms = None, None, []
-    if T_world_cams is not None and frames.T_fixed_world is not None:
-        T_fixed_cams = [frames.T_fixed_world @ T for T in T_world_cams]
-        if 'fused_cloud' in opts.publish:
-            fused = points_to_cloud(
-                fuse_points(points, T_fixed_cams, opts.fused_voxel_size_m),
-                Header(stamp=ns_to_stamp(stamp_ns), frame_id=frames.fixed_frame))
-        if 'rig_depth' in opts.publish:
-            rig_depth = _rig_depth(pred, inputs, cams, T_fixed_cams, frames, stamp_ns, opts)
-    if ('tf' in opts.publish and frames.poses_estimated and T_world_cams is not None
-            and frames.T_parent_world is not None):
-        transforms = [make_transform_stamped(
-            frames.pose_parent_frame, cam.header.frame_id + opts.pose_frame_suffix,
-            frames.T_parent_world @ T, stamp_to_ns(cam.header.stamp))
-            for cam, T in zip(inputs, T_world_cams, strict=True)]
-    return RigOutputs(cams, fused, transforms, rig_depth)
 
+    def fused_cloud(T_fixed_cams, header):
+        return points_to_cloud(fuse_points(points, T_fixed_cams, opts.fused_voxel_size_m), header)
+    return rig_outputs(pred, inputs, cams, stamp_ns, frames, opts, fused_cloud)

@@ -130,7 +130,8 @@ def _distinct_views(seed: int, S: int, H: int, W: int) -> torch.Tensor:
 
 @pytest.mark.parametrize('strategy', ['first', 'middle', 'saddle_balanced'])
 def test_reference_view_strategies_match_official(small_pair, strategy):
-    """S = 5 with the reference view moved to the front and outputs restored to input order.
+    """S = 5: the official moves the chosen view to the front and restores the order after;
+    ours puts the reference camera token at the chosen view (not view 0 for saddle_balanced).
 
     'saddle_sim_range' is checked on identical tokens below only: its score ties by symmetry
     (the two views of the most similar pair share their row maximum), so the argmax depends
@@ -152,14 +153,9 @@ def test_reference_view_strategies_match_official(small_pair, strategy):
     assert_outputs_match(out, ref, ANYVIEW_KEYS)
 
 
-def test_reference_view_selection_equals_official_and_reorders():
-    from depth_anything_3.model.reference_view_selector import (
-        reorder_by_reference,
-        restore_original_order,
-        select_reference_view,
-    )
+def test_reference_view_selection_equals_official():
+    from depth_anything_3.model.reference_view_selector import select_reference_view
 
-    from da3_ros.model.reference_view import gather_views, reference_first_order
     from da3_ros.model.reference_view import select_reference_view as ours_select
     g = torch.Generator().manual_seed(4)
     picked = set()
@@ -169,9 +165,5 @@ def test_reference_view_selection_equals_official_and_reorders():
             ref_idx = select_reference_view(tokens, strategy=strategy)
             idx = ours_select(tokens, strategy)
             assert torch.equal(idx, ref_idx)
-            order = reference_first_order(idx, 6)
-            assert torch.equal(gather_views(tokens, order), reorder_by_reference(tokens, idx))
-            assert torch.equal(gather_views(gather_views(tokens, order), order.argsort(1)),
-                               restore_original_order(reorder_by_reference(tokens, idx), idx))
             picked.update(idx.tolist())
-    assert len(picked) > 2   # non-trivial reorderings were exercised
+    assert len(picked) > 2   # non-trivial choices were exercised

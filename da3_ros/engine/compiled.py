@@ -1,0 +1,165 @@
+"""DA3 networks through torch.compile with the settings measured fastest on an H100.
+
+    run = compile_network(net, FAST)         # net: DA3Net on a CUDA device, eval, no grad
+    with torch.inference_mode(), torch.autocast('cuda', dtype=torch.bfloat16):
+        out = run(images)                    # same arguments and DA3Output as net(...)
+
+The settings and their measured effect are in docs/benchmarks.md section 1 (bench:
+bench/gpu_vs_official.py, which builds its compiled variants here). Nothing here changes what
+the network computes; the kernels and memory layouts that compute it change.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from da3_ros.errors import ConfigError
+
+MODES = ('eager', 'default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+SDPA_BACKENDS = ('cudnn', 'flash', 'efficient', 'math')
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """How to compile.
+
+    mode: torch.compile mode; 'reduce-overhead' replays the Inductor kernels as CUDA graphs;
+        'eager' applies the other settings and does not compile
+    fast_heads: bf16 autocast reaches the heads and the camera decoder (DA3Net.fast_heads);
+        False keeps them in float32 as the official does
+    freezing: Inductor freezing: weights become constants, so weight-only work (pos-embed
+        resize, layout conversion of conv weights) is folded at compile time
+    channels_last_heads: dense-head weights in channels_last, so the head's convolutions run
+        NHWC (the layout cuDNN's tensor-core kernels use)
+    sdpa: attention backends in priority order, or () for PyTorch's default order
+    cudnn_benchmark: torch.backends.cudnn.benchmark during compilation and warm-up
+    bf16_weights: store the weights of the linear and convolution layers that run under bf16
+        autocast in bf16 once, instead of autocast casting them on every call (the same
+        rounding, so the same function; 0.8 ms of a DA3-LARGE 6 x 280 x 504 call on an H100)
+    inductor: extra torch._inductor.config options as (name, value) pairs
+    """
+
+    mode: str = 'reduce-overhead'
+    fast_heads: bool = True
+    freezing: bool = False
+    channels_last_heads: bool = False
+    sdpa: tuple[str, ...] = ()
+    cudnn_benchmark: bool = False
+    bf16_weights: bool = False
+    inductor: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f'compile mode must be one of {MODES}, got {self.mode!r}')
+        unknown = [b for b in self.sdpa if b not in SDPA_BACKENDS]
+        if unknown:
+            raise ConfigError(f'unknown SDPA backends {unknown}; known: {SDPA_BACKENDS}')
+
+
+BASELINE = CompileConfig()    # the first compiled variant measured (2026-11-24)
+# Profiled on an H100 (docs/benchmarks.md section 1, DA3-LARGE 6 x 280 x 504): PyTorch 2.11
+# already picks cuDNN attention (sdpa=('cudnn', ...) gave 16.1 vs 16.0 ms) and Inductor
+# already lays the convolutions out NHWC (channels_last_heads not kept; its timing did not
+# finish); freezing was slower (17.8 vs 16.0 ms, +1 GB: constants copied around the CUDA
+# graph); the per-call autocast casts of the weights took 0.8 ms.
+FAST = CompileConfig(bf16_weights=True, cudnn_benchmark=True)
+_CASTS_UNDER_AUTOCAST = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def cast_autocast_weights(net: nn.Module, dtype=torch.bfloat16) -> None:
+    """Store in `dtype` the weights and biases of the layers that autocast would cast to it
+    on every call: linear and convolution layers of the backbone, and of the heads and the
+    camera decoder when net.fast_heads (else those run float32, as the official). The camera
+    encoder always runs float32 and keeps its weights. A NestedDA3Net: both networks.
+    Afterwards the network must run under autocast to `dtype`."""
+    if hasattr(net, 'da3_metric'):
+        for part in (net.da3, net.da3_metric):
+            cast_autocast_weights(part, dtype)
+        return
+    parts = [net.backbone]
+    if net.fast_heads:
+        parts += [getattr(net, n) for n in ('head', 'cam_dec', 'gs_head') if hasattr(net, n)]
+    for part in parts:
+        for module in part.modules():
+            if isinstance(module, _CASTS_UNDER_AUTOCAST):
+                module.to(dtype)
+
+
+def _sdpa_context(backends: tuple[str, ...]):
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    if not backends:
+        return nullcontext()
+    names = {'cudnn': SDPBackend.CUDNN_ATTENTION, 'flash': SDPBackend.FLASH_ATTENTION,
+             'efficient': SDPBackend.EFFICIENT_ATTENTION, 'math': SDPBackend.MATH}
+    return sdpa_kernel([names[b] for b in backends], set_priority=True)
+
+
+def compile_network(net: nn.Module, cfg: CompileConfig = FAST):
+    """A callable with net's forward signature that runs the compiled network.
+
+    net: DA3Net (weights loaded, on its device, eval); its fast_heads flag and, with
+        channels_last_heads / bf16_weights, its weights' layout / storage are set here
+        (call it under bf16 autocast, as the official API runs)
+    The first call compiles (tens of seconds for DA3-LARGE); later calls with other input
+    shapes or options compile again.
+    """
+    if cfg.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    net.fast_heads = cfg.fast_heads
+    if cfg.bf16_weights:
+        cast_autocast_weights(net)
+    if cfg.channels_last_heads:
+        for name in ('head', 'gs_head'):
+            if hasattr(net, name):
+                getattr(net, name).to(memory_format=torch.channels_last)
+    if cfg.mode == 'eager':
+        compiled = net
+    else:
+        compiled = torch.compile(net, options=_inductor_options(cfg), dynamic=False)
+
+    def run(*args, **kwargs):
+        with _sdpa_context(cfg.sdpa):
+            return compiled(*args, **kwargs)
+
+    return run
+
+
+def _inductor_options(cfg: CompileConfig) -> dict:
+    options = {'triton.cudagraphs': cfg.mode == 'reduce-overhead',
+               'max_autotune': cfg.mode.startswith('max-autotune'),
+               'freezing': cfg.freezing, **dict(cfg.inductor)}
+    if cfg.mode == 'max-autotune':
+        options['triton.cudagraphs'] = True
+    return options
+
+
+class compile_or_eager:  # noqa: N801 - used like a decorator function
+    """fn through torch.compile (dynamic=False) when its first argument is a CUDA tensor, else
+    eager. If a compiled call raises but the eager call succeeds, compiling is given up for
+    good (logged once), so a GPU without a working Triton still runs; errors of the eager
+    function itself propagate."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.compiled = None
+        self.failed = False
+
+    def __call__(self, x, *args):
+        if x.device.type != 'cuda' or self.failed:
+            return self.fn(x, *args)
+        if self.compiled is None:
+            self.compiled = torch.compile(self.fn, dynamic=False)
+        try:
+            return self.compiled(x, *args)
+        except Exception as err:  # compile failure: fall back if the function itself works
+            out = self.fn(x, *args)
+            self.failed = True
+            logging.getLogger(__name__).warning(
+                'torch.compile of %s failed (%s: %s); running it eager', self.fn.__name__,
+                type(err).__name__, err)
+            return out
