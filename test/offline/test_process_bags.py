@@ -7,17 +7,15 @@ the back-projection of the depth through the CameraInfo in the same bag.
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+from process_cli import da3_ros, random_checkpoint
 
 from shared_data import DATA
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = DATA / 'rosbag2_samples'
 DGP = SAMPLES / 'dgp_multicam_6cam_mcap'
 EUROC = SAMPLES / 'euroc_v1_01_stereo_imu_sqlite3'
@@ -27,20 +25,9 @@ DGP_CAMS = ['CAMERA_01', 'CAMERA_05', 'CAMERA_06', 'CAMERA_07', 'CAMERA_08', 'CA
 pytestmark = pytest.mark.skipif(not DGP.is_dir(), reason=f'{SAMPLES} not present')
 
 
-def da3_ros(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'da3_ros.cli', *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory) -> str:
-    import torch
-
-    from da3_ros.model import build
-    from da3_ros.model.checkpoint import save
-
-    torch.manual_seed(0)
-    return str(save(build('da3-small'), tmp_path_factory.mktemp('ckpt') / 'da3-small'))
+    return random_checkpoint(tmp_path_factory.mktemp('ckpt') / 'da3-small', seed=0)
 
 
 def model_args(checkpoint: str) -> list[str]:

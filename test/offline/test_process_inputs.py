@@ -3,34 +3,21 @@ error line, and no output (not even a partial one) left behind."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from process_cli import corrupt_copy, da3_ros, random_checkpoint
 
 from shared_data import DATA
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = DATA / 'rosbag2_samples'
-
-
-def da3_ros(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'da3_ros.cli', *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory) -> str:
-    import torch
-
-    from da3_ros.model import build
-    from da3_ros.model.checkpoint import save
-
-    torch.manual_seed(1)
-    return str(save(build('da3-small'), tmp_path_factory.mktemp('ckpt') / 'da3-small'))
+    return random_checkpoint(tmp_path_factory.mktemp('ckpt') / 'da3-small', seed=1)
 
 
 def model_args(checkpoint: str) -> list[str]:
@@ -96,13 +83,8 @@ def empty_bag(path: Path, topic: str | None = None) -> Path:
 
 
 def corrupt_mcap_bag(path: Path) -> Path:
-    shutil.copytree(SAMPLES / 'dgp_multicam_6cam_mcap', path)
-    target = path / 'dgp_multicam_6cam_mcap.mcap'
-    target.chmod(0o644)
-    data = bytearray(target.read_bytes())
-    data[100:] = np.random.default_rng(2).integers(0, 255, len(data) - 100, np.uint8).tobytes()
-    target.write_bytes(bytes(data))
-    return path
+    return corrupt_copy(SAMPLES / 'dgp_multicam_6cam_mcap', 'dgp_multicam_6cam_mcap.mcap', path,
+                        seed=2)
 
 
 def unknown_storage_bag(path: Path) -> Path:

@@ -7,20 +7,17 @@ rosbags (sqlite3 and MCAP) and mcap-ros2-support (MCAP). Bad input leaves no out
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from process_cli import corrupt_copy, da3_ros, random_checkpoint
 from scipy.spatial.transform import Rotation
 
 from shared_data import DATA
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = DATA / 'rosbag2_samples'
 DGP = SAMPLES / 'dgp_multicam_6cam_mcap'
 EUROC = SAMPLES / 'euroc_v1_01_stereo_imu_sqlite3'
@@ -31,20 +28,9 @@ MAP_FILES = ['map.ply', 'metadata.json', 'ros.json', 'trajectory.kitti', 'trajec
 pytestmark = pytest.mark.skipif(not EUROC.is_dir(), reason=f'{SAMPLES} not present')
 
 
-def da3_ros(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'da3_ros.cli', *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory) -> str:
-    import torch
-
-    from da3_ros.model import build
-    from da3_ros.model.checkpoint import save
-
-    torch.manual_seed(2)
-    return str(save(build('da3-small'), tmp_path_factory.mktemp('ckpt') / 'da3-small'))
+    return random_checkpoint(tmp_path_factory.mktemp('ckpt') / 'da3-small', seed=2)
 
 
 def model_args(checkpoint: str) -> list[str]:
@@ -243,13 +229,7 @@ def test_dgp_depth_is_one_forward_per_set(dgp_run, checkpoint):
 
 def corrupt_bag(path: Path) -> Path:
     """The EuRoC bag with its sqlite3 file overwritten by garbage after the first 100 bytes."""
-    shutil.copytree(EUROC, path)
-    target = path / f'{EUROC.name}.db3'
-    target.chmod(0o644)
-    data = bytearray(target.read_bytes())
-    data[100:] = np.random.default_rng(3).integers(0, 255, len(data) - 100, np.uint8).tobytes()
-    target.write_bytes(bytes(data))
-    return path
+    return corrupt_copy(EUROC, f'{EUROC.name}.db3', path, seed=3)
 
 
 def single_image_folder(path: Path) -> Path:
