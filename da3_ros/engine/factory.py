@@ -19,7 +19,7 @@ ORT_PROVIDERS = {'cpu': ['CPUExecutionProvider'],
 
 def make_predictor(model: str | os.PathLike, backend: str = 'torch', device: str = 'cpu',
                    precision: str = 'fp32', model_file: str | os.PathLike | None = None,
-                   **predictor_options) -> Predictor:
+                   compile: bool = False, **predictor_options) -> Predictor:
     """A Predictor over the chosen backend.
 
     model: HF id or checkpoint folder (torch); for graph backends the expected model name,
@@ -28,6 +28,7 @@ def make_predictor(model: str | os.PathLike, backend: str = 'torch', device: str
     device: 'cpu', 'cuda' or 'cuda:N' (torch and tensorrt; onnxruntime picks providers by type)
     precision: torch only: 'fp32', 'bf16', 'fp16' (an engine's precision is fixed at build)
     model_file: the .onnx / .engine file for graph backends
+    compile: torch only: torch.compile the network (CUDA, precision bf16; TorchBackend)
     predictor_options: Predictor keywords (process_res, method, gpu_preprocess, ...)
     """
     if backend not in BACKENDS:
@@ -37,8 +38,11 @@ def make_predictor(model: str | os.PathLike, backend: str = 'torch', device: str
             raise ConfigError('the torch backend loads checkpoints by --model; '
                               'model_file is for onnxruntime / tensorrt')
         from da3_ros.engine.torch_backend import TorchBackend
-        return Predictor(TorchBackend.from_pretrained(model, device, precision),
+        return Predictor(TorchBackend.from_pretrained(model, device, precision, compile),
                          **predictor_options)
+    if compile:
+        raise ConfigError(f'compile is for the torch backend; the {backend} engine is '
+                          'already compiled')
     if model_file is None:
         raise ConfigError(f'the {backend} backend needs model_file (.onnx or .engine)')
     expect = str(model) or None

@@ -53,26 +53,37 @@ class TorchBackend(Backend):
     supports_descriptors = True
 
     def __init__(self, net: nn.Module, device: str | torch.device = 'cpu',
-                 precision: str = 'fp32'):
+                 precision: str = 'fp32', compile: bool = False):
+        """compile: run the network through engine.compiled.compile_network with its FAST
+        settings (CUDA and precision 'bf16' only: bf16 reaches the heads and the camera
+        decoder too, CUDA graphs); the first call of each input shape compiles."""
         if precision not in PRECISIONS:
             raise ConfigError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
         self.device = resolve_device(device)
         if self.device.type == 'cpu' and precision == 'fp16':
             raise ConfigError('fp16 autocast on CPU is not supported; use fp32 or bf16')
+        if compile and (self.device.type != 'cuda' or precision != 'bf16'):
+            raise ConfigError(f'compile needs a CUDA device and precision bf16, got '
+                              f'{self.device.type} / {precision}')
         self.precision = precision
         self.net = net.to(self.device).eval().requires_grad_(False)
         if PRECISIONS[precision] is not None:
             from da3_ros.engine.compiled import cast_autocast_weights
             cast_autocast_weights(self.net, PRECISIONS[precision])
+        self._forward = self.net
+        if compile:
+            from da3_ros.engine.compiled import FAST, compile_network
+            self._forward = compile_network(self.net, FAST)
         self.spec = net.spec
         self.supports_cameras = isinstance(net, NestedDA3Net) or net.spec.has_camera
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, device: str | torch.device = 'cpu',
-                        precision: str = 'fp32') -> TorchBackend:
+                        precision: str = 'fp32', compile: bool = False) -> TorchBackend:
         """Load official weights (HF id or local folder) straight onto `device`."""
         from da3_ros.model.checkpoint import load
-        return cls(load(name_or_dir, device=resolve_device(device)), device, precision)
+        return cls(load(name_or_dir, device=resolve_device(device)), device, precision,
+                   compile)
 
     def infer(self, images: Tensor, extrinsics: Tensor | None = None,
               intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'saddle_balanced',
@@ -87,5 +98,5 @@ class TorchBackend(Backend):
         intrinsics = None if intrinsics is None else intrinsics.to(**to)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype,
                                                     enabled=dtype is not None):
-            return self.net(x, extrinsics, intrinsics, use_ray_pose, ref_view_strategy,
-                            return_rays, return_descriptor=return_descriptors)
+            return self._forward(x, extrinsics, intrinsics, use_ray_pose, ref_view_strategy,
+                                 return_rays, return_descriptor=return_descriptors)

@@ -55,7 +55,8 @@ def _make_predictor(cfg):
             raise ConfigError(f"parameter 'device': {cfg.device!r} but CUDA is not available")
     try:
         return make_predictor(cfg.model, cfg.backend, cfg.device, cfg.precision, cfg.model_file,
-                              process_res=cfg.process_res, method=cfg.process_res_method,
+                              cfg.compile, process_res=cfg.process_res,
+                              method=cfg.process_res_method,
                               align_to_input_scale=cfg.metric_mode != 'relative')
     except Exception as err:  # missing folder, unknown HF id, bad engine file, ...
         raise ConfigError(f"parameter 'model' ({cfg.model!r}, backend {cfg.backend}): "

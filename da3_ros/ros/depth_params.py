@@ -75,6 +75,9 @@ PARAMS: tuple[Param, ...] = (
     Param('device', 'str', 'cuda', "'cpu', 'cuda' or 'cuda:N'"),
     Param('precision', 'str', 'fp32', 'torch autocast precision',
           choices=('fp32', 'bf16', 'fp16')),
+    Param('compile', 'bool', False,
+          'torch on CUDA with precision bf16: torch.compile the network (bf16 heads, CUDA '
+          'graphs; the first set compiles for tens of seconds)'),
     Param('process_res', 'int', 504, 'network processing resolution (longest side, pixels)',
           range=(14, 4096)),
     Param('process_res_method', 'str', 'upper_bound_resize', 'official resize policy',
@@ -153,6 +156,7 @@ class DepthConfig:
     model_file: str | None
     device: str
     precision: str
+    compile: bool
     process_res: int
     process_res_method: str
     slop_ns: int
@@ -275,6 +279,9 @@ def _check_modes(v: dict) -> None:
     if not (device in ('cpu', 'cuda') or (device.startswith('cuda:')
                                           and device[5:].isdigit())):
         raise _bad('device', f"{device!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    if v['compile'] and (v['backend'] != 'torch' or not device.startswith('cuda')
+                         or v['precision'] != 'bf16'):
+        raise _bad('compile', 'needs backend torch, device cuda and precision bf16')
 
 
 def parse_depth_config(values: dict[str, Any]) -> DepthConfig:
@@ -291,7 +298,7 @@ def parse_depth_config(values: dict[str, Any]) -> DepthConfig:
     return DepthConfig(
         cameras=cameras, output_namespace=v['output_namespace'].strip('/'), model=v['model'],
         backend=v['backend'], model_file=v['model_file'] or None, device=v['device'],
-        precision=v['precision'], process_res=v['process_res'],
+        precision=v['precision'], compile=v['compile'], process_res=v['process_res'],
         process_res_method=v['process_res_method'],
         slop_ns=round(v['sync.slop_s'] * s_to_ns), queue_size=v['sync.queue_size'],
         max_wait_ns=round(v['sync.max_wait_s'] * s_to_ns), metric_mode=v['metric_mode'],

@@ -84,6 +84,11 @@ def test_bad_backend_arguments(tmp_path):
         TorchBackend(build('da3-small'), precision='int8')
     with pytest.raises(ConfigError, match='device'):
         TorchBackend(build('da3-small'), device='tpu')
+    with pytest.raises(ConfigError, match='compile needs a CUDA device and precision bf16'):
+        TorchBackend(build('da3-small'), device='cpu', precision='bf16', compile=True)
+    with pytest.raises(ConfigError, match='compile is for the torch backend'):
+        from da3_ros.engine.factory import make_predictor
+        make_predictor('da3-small', 'onnxruntime', model_file=tmp_path / 'x.onnx', compile=True)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match='CUDA is not available'):
             TorchBackend(build('da3-small'), device='cuda')

@@ -50,6 +50,10 @@ def test_defaults_and_topics():
      'rig.calibration_file'),
     ({'backend': 'tensorrt'}, 'model_file'),
     ({'device': 'gpu'}, 'device'),
+    ({'compile': True, 'device': 'cpu', 'precision': 'bf16'}, 'compile'),
+    ({'compile': True, 'device': 'cuda', 'precision': 'fp32'}, 'compile'),
+    ({'compile': True, 'device': 'cuda', 'precision': 'bf16', 'backend': 'onnxruntime',
+      'model_file': '/x.onnx'}, 'compile'),
     ({'process_res': 5}, 'process_res'),
     ({'cloud.min_range_m': 5.0, 'cloud.max_range_m': 2.0}, 'cloud.max_range_m'),
     ({'cloud.stride': 0}, 'cloud.stride'),
@@ -59,6 +63,11 @@ def test_defaults_and_topics():
 def test_bad_values_name_their_parameter(values, name):
     with pytest.raises(ConfigError, match=f"^parameter '{name}'"):
         parse_depth_config({**CAMS, **values})
+
+
+def test_compile_is_accepted_for_torch_bf16_on_cuda():
+    cfg = parse_depth_config({**CAMS, 'compile': True, 'device': 'cuda:1', 'precision': 'bf16'})
+    assert cfg.compile and not parse_depth_config(CAMS).compile
 
 
 @pytest.mark.parametrize('file', ['depth_nuscenes_6cam.yaml', 'depth_usb_camera.yaml'])
