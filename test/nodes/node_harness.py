@@ -1,30 +1,20 @@
 """Running the depth node and its helper processes in tests, and decoding what they recorded.
 
-Every process gets its own ROS_DOMAIN_ID (201..230; test/ros uses 1..100, test/ros_core
-101..200) and PYTHONPATH=<repo> so the checkout's da3_ros is imported (the venv's installed copy
-only supplies da3_ros.msg). Decoding uses rosbags' CDR deserialiser, independent of rclpy.
+Process plumbing (own ROS_DOMAIN_ID, PYTHONPATH=<repo>) is test/node_process.py's. Decoding
+uses rosbags' CDR deserialiser, independent of rclpy.
 """
 import json
-import os
 import subprocess
-import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import yaml
+from node_process import ROOT, node_env, run_script, stop  # noqa: F401 - used by the tests
+
+from da3_ros.offline.bag_output import make_typestore as typestore
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-MSG_DIR = ROOT / 'msg'
-
-
-def ros_env(test_name: str) -> dict:
-    domain = zlib.crc32(f'{test_name}:{os.getpid()}'.encode()) % 30 + 201
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-    env.pop('ROS_LOCALHOST_ONLY', None)
-    return env
+ros_env = node_env
 
 
 def write_params(path: Path, params: dict) -> Path:
@@ -34,46 +24,14 @@ def write_params(path: Path, params: dict) -> Path:
 
 
 def start_node(params_file: Path, env: dict, log: Path, *extra: str) -> subprocess.Popen:
-    with open(log, 'wb') as err:
-        return subprocess.Popen(
-            [sys.executable, '-m', 'da3_ros.nodes.depth_node', '--ros-args',
-             '--params-file', str(params_file), *extra],
-            env=env, stdout=err, stderr=subprocess.STDOUT, cwd=ROOT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    from node_process import start_node as start
+    return start('da3_ros.nodes.depth_node', params_file, env, log, *extra)
 
 
 def run_helper(script: str, args: list[str], env: dict, node: subprocess.Popen,
                node_log: Path, timeout_s: float = 150.0) -> None:
     """Run test/nodes/<script> to completion; fail with both logs if it or the node fails."""
-    try:
-        done = subprocess.run([sys.executable, str(HERE / script), *args], env=env,
-                              capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as err:
-        raise AssertionError(f'{script} timed out; node log:\n{node_log.read_text()}') from err
-    assert done.returncode == 0, (
-        f'{script} exit {done.returncode}\n{done.stderr.decode()[-3000:]}\n'
-        f'node (alive: {node.poll() is None}):\n{node_log.read_text()[-4000:]}')
-
-
-def typestore():
-    """rosbags Jazzy typestore plus da3_ros/msg/{CameraDepth, RigDepth} from msg/."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-    store = get_typestore(Stores.ROS2_JAZZY)
-    types = {}
-    for name in ('CameraDepth', 'RigDepth'):
-        types.update(get_types_from_msg((MSG_DIR / f'{name}.msg').read_text(),
-                                        f'da3_ros/msg/{name}'))
-    store.register(types)
-    return store
+    run_script(HERE / script, args, env, node, node_log, timeout_s)
 
 
 class Recording:

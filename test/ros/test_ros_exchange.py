@@ -9,14 +9,13 @@ Every expected value below is recomputed here from the seed, not imported from t
 import hashlib
 import json
 import os
-import select
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
+from node_process import stop, wait_for_line
 
 HERE = Path(__file__).resolve().parent
 SEED = 7
@@ -39,30 +38,6 @@ def spawn(script: str, args: list[str], env: dict, stderr_path: Path) -> subproc
             stdout=subprocess.PIPE,
             stderr=stderr,
         )
-
-
-def wait_for_line(proc: subprocess.Popen, line: bytes, timeout_s: float) -> None:
-    """Read proc's stdout until `line` arrives; fail on exit or after timeout_s seconds."""
-    deadline = time.monotonic() + timeout_s
-    fd = proc.stdout.fileno()
-    buffered = b''
-    while line not in buffered.splitlines():
-        assert proc.poll() is None, f'talker exited early ({proc.returncode}): {buffered!r}'
-        remaining_s = deadline - time.monotonic()
-        assert remaining_s > 0, f'no {line!r} within {timeout_s} s: {buffered!r}'
-        if select.select([fd], [], [], min(remaining_s, 0.5))[0]:
-            buffered += os.read(fd, 4096)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate proc if it still runs; kill it if it does not exit within 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def run_exchange(tmp_path: Path, test_name: str) -> dict:

@@ -4,14 +4,13 @@ TfListener/TfBuffer and cloud_to_points. Expected values are recomputed here fro
 
 import json
 import os
-import select
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
+from node_process import stop, wait_for_line
 from transforms3d.euler import euler2mat
 
 HERE = Path(__file__).resolve().parent
@@ -22,27 +21,6 @@ WAIT_S = 60.0
 def ros_domain_id(test_name: str) -> int:
     """ROS_DOMAIN_ID in 101..200 from test name and pid (test/ros uses 1..100)."""
     return zlib.crc32(f'{test_name}:{os.getpid()}'.encode()) % 100 + 101
-
-
-def wait_for_line(proc: subprocess.Popen, line: bytes, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    fd, buffered = proc.stdout.fileno(), b''
-    while line not in buffered.splitlines():
-        assert proc.poll() is None, f'talker exited early ({proc.returncode}): {buffered!r}'
-        remaining_s = deadline - time.monotonic()
-        assert remaining_s > 0, f'no {line!r} within {timeout_s} s: {buffered!r}'
-        if select.select([fd], [], [], min(remaining_s, 0.5))[0]:
-            buffered += os.read(fd, 4096)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def run(tmp_path: Path, test_name: str) -> dict:

@@ -1,63 +1,32 @@
 """Running the SLAM node and its replay helper as real processes in tests, and decoding what
 the helper recorded (raw CDR, decoded here with rosbags, independent of rclpy).
 
-Every process gets its own ROS_DOMAIN_ID in 201..230 (Fast DDS allows <= 232), hashed from
-the test name and pid as test/nodes does.
+Process plumbing (own ROS_DOMAIN_ID, PYTHONPATH=<repo>) is test/node_process.py's.
 """
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import yaml
+from node_process import ROOT, node_env, run_script, start_node
+from node_process import stop as stop_slam_node  # noqa: F401 - used by the tests
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-
-
-def slam_env(test_name: str) -> dict:
-    domain = zlib.crc32(f'{test_name}:{os.getpid()}'.encode()) % 30 + 201
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-    env.pop('ROS_LOCALHOST_ONLY', None)
-    return env
+slam_env = node_env
 
 
 def start_slam_node(folder: Path, params: dict, env: dict) -> tuple[subprocess.Popen, Path]:
     params_file, log = folder / 'slam_params.yaml', folder / 'slam_node.log'
     params_file.write_text(yaml.safe_dump({'da3_slam': {'ros__parameters': params}}))
-    with open(log, 'wb') as out:
-        proc = subprocess.Popen([sys.executable, '-m', 'da3_ros.nodes.slam_node', '--ros-args',
-                                 '--params-file', str(params_file)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    return proc, log
-
-
-def stop_slam_node(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return start_node('da3_ros.nodes.slam_node', params_file, env, log), log
 
 
 def run_replay(args: list[str], env: dict, node: subprocess.Popen, log: Path,
                timeout_s: float = 300.0) -> None:
-    try:
-        done = subprocess.run([sys.executable, str(HERE / 'slam_replay_helper.py'), *args],
-                              env=env, capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as err:
-        raise AssertionError(f'replay timed out; node log:\n{log.read_text()[-4000:]}') from err
-    assert done.returncode == 0, (
-        f'replay exit {done.returncode}\n{done.stderr.decode()[-3000:]}\n'
-        f'node (alive: {node.poll() is None}):\n{log.read_text()[-4000:]}')
+    run_script(HERE / 'slam_replay_helper.py', args, env, node, log, timeout_s)
 
 
 def slam_typestore():
