@@ -4,7 +4,7 @@
 
 Run by hand on a GPU machine. Six 1600x900 RGB images (the nuScenes sample) go through the
 code the depth node runs around the network on CUDA (ros/depth_pipeline.py), with tensors on
-the GPU from the uint8 upload to one final device-to-host copy:
+the GPU from the uint8 upload to the device-to-host copies:
   upload    engine.device_outputs.DeviceOutputs.transfer: one non-blocking copy of the six
             images from the pinned staging buffer to the GPU (the host copy into that buffer,
             DeviceOutputs.stage, is host work of the node and is reported apart, with 1 and 4
@@ -12,15 +12,22 @@ the GPU from the uint8 upload to one final device-to-host copy:
   pre       engine.preprocess.preprocess_torch_fast (torch.compile of preprocess_torch:
             the official resize policy to 280 x 504, ImageNet normalisation)
   outputs   DeviceOutputs.download: nearest-pixel colours, back-projection, filters,
-            records (x y z rgb confidence) per camera and, for the fused cloud, the same
-            records in the fixed frame, compaction (replayed as one CUDA graph); then depth,
-            confidence and records to pinned host buffers in one synchronised round
+            records (x y z rgb confidence) per camera and their compaction, then, for the
+            fused cloud, the compaction of the same records in the fixed frame (replayed as
+            two CUDA graphs); the copies to pinned host buffers run on a copy stream as soon
+            as what they copy is ready (depth and confidence during the packing, the
+            per-camera records during the fixed-frame compaction); one synchronisation
 The network is replaced by tensors of its output shapes (random depth/confidence on the GPU):
 the benchmark is the overhead beyond the network. Time: CUDA-synchronised wall clock per set,
 median of 50 after 10 warm-ups; the split by CUDA events. Variants: with and without the
-fused cloud, without the CUDA graph, all eager (no torch.compile, no graph). Also: a pageable
-upload without staging, host staging with 1 and 4 threads, the whole set including staging,
-and the agreement of the compiled and eager results.
+fused cloud, the serial order (DeviceOutputs(overlap=False): the copies on the current stream,
+after the packing work before them, as the node ran before), without the CUDA graphs, all
+eager (no torch.compile, no graph). Also: a pageable upload without staging, host staging
+with 1 and 4 threads, the whole set including staging, the agreement of the compiled and
+eager results, and whether the overlapped downloads (with and without the graphs) give the
+serial bytes: depth, confidence, counts, each view's records and fixed-frame records, over
+sets that alternate two predictions (one with dropped points) into poisoned pinned buffers,
+so that a copy run before the work it needs would show.
 """
 from __future__ import annotations
 
@@ -68,11 +75,14 @@ def median_ms(fn, warmup=10, runs=50) -> float:
     return statistics.median(samples)
 
 
-def stand_in_prediction(S: int, views) -> TensorPrediction:
-    """Network outputs of the right shapes on the GPU; cameras on the host as the Predictor."""
-    gen = torch.Generator(device='cuda').manual_seed(0)
+def stand_in_prediction(S: int, views, seed: int = 0,
+                        dropped: float = 0.0) -> TensorPrediction:
+    """Network outputs of the right shapes on the GPU (a `dropped` fraction of the depth NaN,
+    which the packing drops); cameras on the host as the Predictor."""
+    gen = torch.Generator(device='cuda').manual_seed(seed)
     depth = torch.rand((S, 280, 504), device='cuda', generator=gen) * 30 + 0.5
     conf = torch.rand((S, 280, 504), device='cuda', generator=gen) * 5 + 1
+    depth[torch.rand((S, 280, 504), device='cuda', generator=gen) < dropped] = float('nan')
     K = np.tile(np.array([[252.0, 0, 252], [0, 252, 140], [0, 0, 1]]), (S, 1, 1))
     T = np.tile(np.eye(4), (S, 1, 1))
     T[:, 0, 3] = np.arange(S)
@@ -111,10 +121,57 @@ def run_path(images, pred, device: DeviceOutputs, pre, fused: bool, split: bool)
     return result, x, out
 
 
+def host_bytes(host) -> dict:
+    """The published arrays' bytes (copied: the next download() rewrites pinned buffers)."""
+    return {'depth': host.depth.tobytes(), 'confidence': host.confidence.tobytes(),
+            'counts': [len(r) for r in host.clouds],
+            'records': [r.tobytes() for r in host.clouds],
+            'moved': [r.tobytes() for r in host.fixed_clouds]}
+
+
+def overlapped_vs_serial(overlapped: DeviceOutputs, serial: DeviceOutputs, images, preds,
+                         T_fixed: np.ndarray, sets: int = 20) -> dict:
+    """Whether overlapped downloads give the serial bytes, per array, over `sets` downloads
+    alternating two predictions; before each, the overlapped pinned buffers are filled with
+    0xFF bytes, so that a copy that ran too early leaves the poison or the other set."""
+    dev = serial.upload(images)
+    want = [host_bytes(serial.download(p, dev, CLOUD, True, T_fixed)) for p in preds]
+    equal = {name: True for name in want[0]}
+    for i in range(sets):
+        for name, buf in overlapped._pinned.items():
+            if name not in ('upload', 'K', 'T'):
+                buf.numpy().view(np.uint8).fill(255)
+        got = host_bytes(overlapped.download(preds[i % 2], dev, CLOUD, True, T_fixed))
+        for name in equal:
+            equal[name] &= got[name] == want[i % 2][name]
+    return {'sets': sets, 'points_per_set': [sum(w['counts']) for w in want],
+            'all_equal': all(equal.values()), 'equal': equal}
+
+
+def profile_set(device: DeviceOutputs, images, pred, S: int, sets: int = 5) -> list[dict]:
+    """GPU time per set of each kernel and copy of the fused compiled path (torch.profiler;
+    inside CUDA graphs too), most first."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    staged, T_fixed = device.stage(images), np.tile(np.eye(4), (S, 1, 1))
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(sets):
+            dev = device.transfer(staged)
+            preprocess_torch_fast(dev)
+            device.download(pred, dev, CLOUD, True, T_fixed)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+    return [{'name': e.key[:120], 'calls': e.count / sets,
+             'ms_per_set': e.device_time_total / sets / 1e3}
+            for e in sorted(events, key=lambda e: -e.device_time_total)[:25]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--data', type=Path, required=True)
     parser.add_argument('--out', type=Path, required=True)
+    parser.add_argument('--profile', action='store_true',
+                        help='also list the GPU kernels and copies of the fused compiled set')
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit('node_gpu_path: no CUDA device')
@@ -131,12 +188,16 @@ def main() -> None:
 
     fast, eager = DeviceOutputs('cuda'), DeviceOutputs('cuda', compile=False, graphs=False)
     no_graph = DeviceOutputs('cuda', graphs=False)
+    serial = DeviceOutputs('cuda', overlap=False)
+    assert fast.overlap and no_graph.overlap and eager.overlap and not serial.overlap
     start = time.perf_counter()
     fast.download(pred, fast.upload(images), CLOUD, True, np.tile(np.eye(4), (S, 1, 1)))
     preprocess_torch_fast(fast.upload(images))
     torch.cuda.synchronize()
     report['first_call_compile_s'] = time.perf_counter() - start
     for name, device, pre, fused in (('compiled_fused', fast, preprocess_torch_fast, True),
+                                     ('compiled_fused_serial', serial, preprocess_torch_fast,
+                                      True),
                                      ('compiled', fast, preprocess_torch_fast, False),
                                      ('compiled_fused_no_graph', no_graph,
                                       preprocess_torch_fast, True),
@@ -147,22 +208,32 @@ def main() -> None:
         if name == 'eager_fused':
             ref = out
     got = fast.download(pred, fast.upload(images), CLOUD, True, np.tile(np.eye(4), (S, 1, 1)))
-    from da3_ros.engine.preprocess import _fast_core
-    report['compile_fell_back'] = {'records': fast._records.failed,
-                                   'preprocess': _fast_core().failed}
-    report['cuda_graph_packing'] = fast.graphs
-    std_u8 = torch.tensor(IMAGENET_STD)[:, None, None] * 255
-    diff_u8 = ((preprocess_torch_fast(fast.upload(images)).cpu() - preprocess(images).images)
-               .abs() * std_u8)
-    report['preprocess_fast_vs_cv2_uint8'] = {'max': float(diff_u8.max()),
-                                              'mean': float(diff_u8.mean())}
+    # compared now: got and ref are views of pinned buffers that later downloads rewrite
     report['compiled_vs_eager_records'] = {
         'counts_equal': [len(a) for a in got.clouds] == [len(b) for b in ref.clouds],
         'max_abs_xyz': max(float(np.abs(a[:, :3] - b[:, :3]).max())
                            for a, b in zip(got.clouds, ref.clouds, strict=True)),
         'rgb_conf_equal': all(np.array_equal(a[:, 3:], b[:, 3:])
                               for a, b in zip(got.clouds, ref.clouds, strict=True))}
+    from da3_ros.engine.preprocess import _fast_core
+    report['compile_fell_back'] = {'records': fast._records.failed,
+                                   'preprocess': _fast_core().failed}
+    report['cuda_graph_packing'] = fast.graphs
+    T_check = np.tile(np.eye(4), (S, 1, 1))
+    T_check[:, :2, :2] = [[0.6, -0.8], [0.8, 0.6]]
+    T_check[:, :3, 3] = np.arange(3 * S).reshape(S, 3)
+    preds = (pred, stand_in_prediction(S, views, seed=1, dropped=0.2))
+    report['overlapped_vs_serial_bytes'] = {
+        'graphs': overlapped_vs_serial(fast, serial, images, preds, T_check),
+        'no_graph': overlapped_vs_serial(no_graph, serial, images, preds, T_check)}
+    std_u8 = torch.tensor(IMAGENET_STD)[:, None, None] * 255
+    diff_u8 = ((preprocess_torch_fast(fast.upload(images)).cpu() - preprocess(images).images)
+               .abs() * std_u8)
+    report['preprocess_fast_vs_cv2_uint8'] = {'max': float(diff_u8.max()),
+                                              'mean': float(diff_u8.mean())}
 
+    if args.profile:
+        report['profile_compiled_fused'] = profile_set(fast, images, pred, S)
     for threads in (1, 4):
         device = DeviceOutputs('cuda', staging_threads=threads)
         report[f'host_staging_copy_ms_{threads}_threads'] = median_ms(

@@ -5,13 +5,19 @@
     pred = predictor.predict_tensors(images, K, T)     # preprocessing + network, on the GPU
     host = dev.download(pred, images, cloud_cfg, remove_sky=True, T_fixed_cams=T_fc)
 
-Between the upload and the one final device-to-host copy every array stays on the device:
-colours (the input pixel nearest each network pixel, as the numpy path), back-projection,
-filters and PointCloud2 records (geometry.packed_points), optionally the same records in the
-fixed frame (the fused cloud), compaction. On CUDA the pointwise part runs through
-torch.compile (eager elsewhere; the compaction is eager: Inductor 2.11 failed on the prefix
-sum there); the same torch code runs on CPU tensors, which is how it is tested against the
-numpy path.
+Between the upload and the device-to-host copies every array stays on the device: colours
+(the input pixel nearest each network pixel, as the numpy path), back-projection, filters and
+PointCloud2 records (geometry.packed_points), optionally the same records in the fixed frame
+(the fused cloud), compaction. On CUDA the pointwise part runs through torch.compile (eager
+elsewhere; the compaction is eager: Inductor 2.11 failed on the prefix sum there); the same
+torch code runs on CPU tensors, which is how it is tested against the numpy path.
+
+On CUDA the copies to pinned host memory run on a side stream, each after the work it needs,
+while the packing goes on (the transfers were 0.8 of the 1.4 ms of a 6-camera fused set on an
+H100):
+    current stream:  [network] | records + compaction + counts | moved compaction |
+    copy stream:                 depth, confidence  ->  records, counts  ->  moved  | sync
+download() returns after both streams are done, as one synchronised round did before.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from torch import Tensor
 from da3_ros.engine.compiled import compile_or_eager
 from da3_ros.engine.prediction import TensorPrediction, ViewGeometry
 from da3_ros.errors import InputError
-from da3_ros.geometry.packed_points import compact_views, point_records
+from da3_ros.geometry.packed_points import compact_rows, packing_slots, point_records
 
 
 @dataclass(frozen=True)
@@ -63,20 +69,27 @@ class DeviceOutputs:
 
     device: where the network runs ('cuda', 'cuda:N' or 'cpu')
     compile: run the pointwise packing through torch.compile (default: on CUDA)
-    graphs: replay the packing as one CUDA graph per input signature (default: on CUDA);
-        if capturing fails, it runs without (logged once)
+    graphs: replay the packing as two CUDA graphs (records, then moved) per input signature
+        (default: on CUDA); if capturing fails, it runs without (logged once)
     staging_threads: host threads that copy the views into the pinned staging buffer
+    overlap: copy to the host on a side stream (one per DeviceOutputs), each copy after the
+        work it needs, while the packing goes on (default: on CUDA; no effect on CPU). False
+        enqueues the copies on the current stream, so transfers and packing run one after the
+        other as before; the same bytes either way (bench/node_gpu_path.py compares the two)
     """
 
     def __init__(self, device: str | torch.device, compile: bool | None = None,
-                 graphs: bool | None = None, staging_threads: int = 4):
+                 graphs: bool | None = None, staging_threads: int = 4,
+                 overlap: bool | None = None):
         self.device = torch.device(device)
         on_cuda = self.device.type == 'cuda'
         self.staging_threads = max(1, int(staging_threads))
         self._records = (compile_or_eager(_colour_and_records)
                          if (on_cuda if compile is None else compile) else _colour_and_records)
         self.graphs = on_cuda if graphs is None else graphs
+        self.overlap = on_cuda if overlap is None else overlap
         self._graph = None                    # the last _Captured packing
+        self._copies = None                   # the copy stream, made on first use
         self._pinned: dict[str, Tensor] = {}
         self._indices: tuple = ((), None)     # (views, (rows, cols)) of the last set
         self._uploaded = None                 # CUDA event: the staging buffer is free again
@@ -122,7 +135,8 @@ class DeviceOutputs:
 
     def download(self, pred: TensorPrediction, images: Tensor, cloud, remove_sky: bool = True,
                  T_fixed_cams: np.ndarray | None = None, clouds: bool = True) -> HostOutputs:
-        """Pack clouds from pred and copy everything the messages need to the host, once.
+        """Pack clouds from pred and copy everything the messages need to the host; returns
+        when all copies are done.
 
         pred: TensorPrediction with depth (S, H, W) on the device and K (S, 3, 3) numpy
         images: (S, H_in, W_in, 3) uint8 on the device, the images pred was made from
@@ -137,23 +151,33 @@ class DeviceOutputs:
         if pred.K is None:
             raise InputError('the prediction has no intrinsics (METRIC/MONO need CameraInfo)')
         dev = pred.depth.device
-        if not clouds:
-            host = {n: self._to_host(n, t) for n, t in (('depth', pred.depth),
-                                                        ('confidence', pred.confidence))}
+        # The network's outputs are complete once the work enqueued so far has run: their
+        # copies start here and overlap the packing.
+        host = self._download({'depth': pred.depth, 'confidence': pred.confidence}, dev)
+        try:
+            if clouds:
+                rows, cols = self._nearest(pred.views, dev)
+                inputs = {'depth': pred.depth, 'confidence': pred.confidence,
+                          'sky': pred.sky if remove_sky else None, 'images': images,
+                          'rows': rows, 'cols': cols, 'K': self._small('K', pred.K, dev),
+                          'T': (None if T_fixed_cams is None
+                                else self._small('T', T_fixed_cams, dev))}
+                params = (cloud.min_confidence, float(cloud.min_range_m),
+                          float(cloud.max_range_m), int(cloud.stride))
+                graph = self._captured(inputs, params) if self.graphs else None
+                packed = (graph.replay_records(inputs) if graph is not None
+                          else self._pack_records(inputs, params))
+                host.update(self._download({'records': packed['records'],
+                                            'counts': packed['counts']}, dev))
+                moved = graph.replay_moved() if graph is not None else self._pack_moved(packed)
+                host.update(self._download({'moved': moved}, dev))
+        finally:
+            # Also on errors: no copy outlives this call. Until here pred, packed and moved
+            # hold the device tensors that the copies read, so the caching allocator cannot
+            # hand their memory to other work before the copies are done.
             self._synchronize(dev)
+        if not clouds:
             return HostOutputs(host['depth'], host['confidence'], ())
-        rows, cols = self._nearest(pred.views, dev)
-        inputs = {'depth': pred.depth, 'confidence': pred.confidence,
-                  'sky': pred.sky if remove_sky else None, 'images': images, 'rows': rows,
-                  'cols': cols, 'K': self._small('K', pred.K, dev),
-                  'T': None if T_fixed_cams is None else self._small('T', T_fixed_cams, dev)}
-        params = (cloud.min_confidence, float(cloud.min_range_m), float(cloud.max_range_m),
-                  int(cloud.stride))
-        out = self._replay(inputs, params) if self.graphs else None
-        if out is None:
-            out = self._pack(inputs, params)
-        host = {name: self._to_host(name, t) for name, t in out.items()}
-        self._synchronize(dev)
         counts = host['counts'].tolist()
 
         def split(records):
@@ -162,32 +186,39 @@ class DeviceOutputs:
         return HostOutputs(host['depth'], host['confidence'], split(host['records']),
                            split(host['moved']))
 
-    def _pack(self, inputs: dict, params: tuple) -> dict:
-        """Device tensors of one set: depth, confidence, records, moved, counts."""
+    def _pack_records(self, inputs: dict, params: tuple) -> dict:
+        """The packing up to the per-camera records: 'records' (S, n, R) compacted, 'counts'
+        (S,) int64, and for _pack_moved 'moved' (S, n, R) not compacted (or None), 'slot'."""
         i = inputs
         records, moved, keep = self._records(i['depth'], i['confidence'], i['sky'], i['K'],
                                              i['images'], i['rows'], i['cols'], i['T'],
                                              *params)
-        packed = compact_views(keep, records, moved)
-        return {'depth': i['depth'], 'confidence': i['confidence'], 'records': packed.records,
-                'moved': packed.moved, 'counts': packed.counts}
+        slot = packing_slots(keep)
+        return {'records': compact_rows(records, slot), 'counts': keep.sum(dim=1),
+                'moved': moved, 'slot': slot}
 
-    def _replay(self, inputs: dict, params: tuple) -> dict | None:
-        """_pack through a CUDA graph (captured on the first call of an input signature);
+    @staticmethod
+    def _pack_moved(packed: dict) -> Tensor | None:
+        """The rest of the packing: the fixed-frame records compacted (S, n, R), or None."""
+        return None if packed['moved'] is None else compact_rows(packed['moved'],
+                                                                 packed['slot'])
+
+    def _captured(self, inputs: dict, params: tuple) -> _Captured | None:
+        """The packing's CUDA graphs for this input signature (captured on its first call);
         None if capturing failed (then never tried again)."""
         key = (params,) + tuple(None if t is None else (t.shape, t.dtype, t.device)
                                 for t in inputs.values())
+        if self._graph is not None and self._graph.key == key:
+            return self._graph
+        self._graph = None
         try:
-            if self._graph is None or self._graph.key != key:
-                self._graph = None
-                self._graph = _Captured(key, self._pack, inputs, params)
-            return self._graph.replay(inputs)
+            self._graph = _Captured(key, self._pack_records, self._pack_moved, inputs, params)
         except Exception as err:  # e.g. a capture-unsafe op on this PyTorch: run uncaptured
             self.graphs = False
             logging.getLogger(__name__).warning(
                 'CUDA graph capture of the point packing failed (%s: %s); running it '
                 'without', type(err).__name__, err)
-            return None
+        return self._graph
 
     def _small(self, name: str, matrices: np.ndarray, dev) -> Tensor:
         """(S, r, c) float64 host matrices -> device, through a pinned buffer (no sync)."""
@@ -198,9 +229,32 @@ class DeviceOutputs:
         np.copyto(buf.numpy(), array)
         return buf.to(dev, non_blocking=True)
 
-    @staticmethod
-    def _synchronize(dev) -> None:
+    def _copy_stream(self, dev) -> torch.cuda.Stream | None:
+        """The side stream the host copies run on, or None (CPU, or overlap off)."""
+        if dev.type != 'cuda' or not self.overlap:
+            return None
+        if self._copies is None or self._copies.device != dev:
+            self._copies = torch.cuda.Stream(dev)
+        return self._copies
+
+    def _download(self, tensors: dict[str, Tensor | None], dev) -> dict:
+        """Pinned host views of tensors (None stays None), filled by copies that run once the
+        work enqueued so far on the current stream is done: on the copy stream, so that the
+        work enqueued next runs meanwhile, or on the current stream. Not synchronised: the
+        caller keeps the tensors referenced until _synchronize."""
+        copies = self._copy_stream(dev)
+        if copies is None:
+            return {name: self._to_host(name, t) for name, t in tensors.items()}
+        copies.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(copies):
+            return {name: self._to_host(name, t) for name, t in tensors.items()}
+
+    def _synchronize(self, dev) -> None:
+        """Wait for the copies and the current stream's work."""
         if dev.type == 'cuda':
+            copies = self._copy_stream(dev)
+            if copies is not None:
+                copies.synchronize()
             torch.cuda.current_stream(dev).synchronize()
 
     def _nearest(self, views: tuple[ViewGeometry, ...], dev) -> tuple[Tensor, Tensor]:
@@ -218,6 +272,8 @@ class DeviceOutputs:
         return buf
 
     def _to_host(self, name: str, t: Tensor | None) -> np.ndarray | None:
+        """t copied into the pinned buffer `name` on the current stream (not waited for), as
+        a numpy view; CPU tensors as they are."""
         if t is None:
             return None
         t = t.detach()
@@ -229,10 +285,13 @@ class DeviceOutputs:
 
 
 class _Captured:
-    """One CUDA graph of DeviceOutputs._pack for one input signature: static input tensors
-    that each call copies into, and the graph's own output tensors."""
+    """The packing of one input signature as two CUDA graphs, replayed in order on the
+    current stream: `records` (DeviceOutputs._pack_records, reading static input tensors that
+    each call copies into) and `moved` (_pack_moved, reading the records graph's outputs), so
+    that the records' copy to the host can be enqueued between the two replays. The outputs
+    are the graphs' own tensors, rewritten by each replay."""
 
-    def __init__(self, key: tuple, pack, inputs: dict, params: tuple):
+    def __init__(self, key: tuple, pack_records, pack_moved, inputs: dict, params: tuple):
         self.key = key
         dev = inputs['depth'].device
         self.static = {k: None if t is None else t.detach().clone() for k, t in inputs.items()}
@@ -240,15 +299,29 @@ class _Captured:
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side):
             for _ in range(2):            # compile and warm up outside the capture
-                pack(self.static, params)
+                pack_moved(pack_records(self.static, params))
         torch.cuda.current_stream(dev).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode='thread_local'):
-            self.outputs = pack(self.static, params)
+        self.records_graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.records_graph, capture_error_mode='thread_local'):
+            self.packed = pack_records(self.static, params)
+        self.moved_graph, self.moved = None, None
+        if self.packed['moved'] is not None:
+            # In its own memory pool (the default), so nothing it allocates aliases the
+            # records graph's memory, whose 'records' the copy stream reads meanwhile.
+            self.moved_graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.moved_graph, capture_error_mode='thread_local'):
+                self.moved = pack_moved(self.packed)
 
-    def replay(self, inputs: dict) -> dict:
+    def replay_records(self, inputs: dict) -> dict:
+        """Enqueue the records graph on inputs; its outputs as _pack_records'."""
         for name, t in inputs.items():
             if t is not None and t.data_ptr() != self.static[name].data_ptr():
                 self.static[name].copy_(t, non_blocking=True)
-        self.graph.replay()
-        return self.outputs
+        self.records_graph.replay()
+        return self.packed
+
+    def replay_moved(self) -> Tensor | None:
+        """Enqueue the moved graph (after replay_records); its output as _pack_moved's."""
+        if self.moved_graph is not None:
+            self.moved_graph.replay()
+        return self.moved

@@ -94,29 +94,50 @@ def point_records(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | No
     records = torch.cat([xyz, rest], dim=-1).reshape(S, h * w, words)
     moved = None
     if T_target_cam is not None:
-        T = T_target_cam.to(d.device, torch.float64)
-        xyz_t = torch.einsum('sij,shwj->shwi', T[:, :3, :3], xyz.double())
-        xyz_t = (xyz_t + T[:, None, None, :3, 3]).float()
+        # written out per row of T (pointwise: an einsum became a float64 batched GEMM of
+        # its own on CUDA, 0.08 ms for 6 x 280 x 504 on an H100)
+        T = T_target_cam.to(d.device, torch.float64)[:, None, None]      # (S, 1, 1, 4, 4)
+        p = xyz.double()
+        xyz_t = torch.stack([T[..., i, 0] * p[..., 0] + T[..., i, 1] * p[..., 1]
+                             + T[..., i, 2] * p[..., 2] + T[..., i, 3] for i in range(3)],
+                            dim=-1).float()
         moved = torch.cat([xyz_t, rest], dim=-1).reshape(S, h * w, words)
     return records, moved, keep.reshape(S, h * w)
+
+
+def packing_slots(keep: Tensor) -> Tensor:
+    """Where compaction puts each record, from keep (S, n) bool: (S * n,) int64 rows of an
+    (S * n + 1)-row output, view v's kept records first in its rows [v n, v n + counts[v]) in
+    order, dropped ones on the spare last row.
+
+    One prefix sum over all S * n flags, less the kept records of the views before: a scan
+    along each of S long rows runs one row per thread block on CUDA (0.22 ms for 6 x 141120
+    on an H100), the flat scan over the whole device."""
+    S, n = keep.shape
+    running = keep.reshape(-1).cumsum(0).reshape(S, n)
+    before = running[:, -1] - keep.sum(dim=1)                        # kept in views < v
+    slot = running - 1 - before[:, None] + torch.arange(S, device=keep.device)[:, None] * n
+    return torch.where(keep, slot, S * n).reshape(-1)
+
+
+def compact_rows(values: Tensor, slot: Tensor) -> Tensor:
+    """(S, n, R) records -> (S, n, R) with each view's kept records moved to the front of its
+    slot by packing_slots rows (one index_copy), zeros after them."""
+    S, n, words = values.shape
+    out = values.new_zeros(S * n + 1, words).index_copy(0, slot, values.reshape(-1, words))
+    return out[:S * n].reshape(S, n, words)
 
 
 def compact_views(keep: Tensor, records: Tensor,
                   moved: Tensor | None = None) -> PackedViews:
     """Move each view's kept records to the front of its slot (order kept), without a host
-    synchronisation: a prefix sum gives each kept record its row, one index_copy writes them.
+    synchronisation (packing_slots, then compact_rows of records and moved).
 
     keep: (S, n) bool; records, moved: (S, n, R) from point_records
     """
-    S, n, words = records.shape
-    slot = keep.cumsum(dim=1) - 1 + torch.arange(S, device=keep.device)[:, None] * n
-    slot = torch.where(keep, slot, S * n).reshape(-1)             # dropped -> one spare row
-
-    def compact(values: Tensor) -> Tensor:
-        out = values.new_zeros(S * n + 1, words).index_copy(0, slot, values.reshape(-1, words))
-        return out[:S * n].reshape(S, n, words)
-    return PackedViews(compact(records), keep.sum(dim=1),
-                       None if moved is None else compact(moved))
+    slot = packing_slots(keep)
+    return PackedViews(compact_rows(records, slot), keep.sum(dim=1),
+                       None if moved is None else compact_rows(moved, slot))
 
 
 def pack_points_views(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None = None,
