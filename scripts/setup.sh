@@ -90,6 +90,14 @@ pip_install_references() {
   "$V/bin/python" -m pip install -q --no-deps depth-anything-3==0.1.1 evo==1.38.1
 }
 
+pip_install_triton_interpreter() {
+  # Triton beside the venv, not in it: the CPU torch stays Triton-free (as CPU-only installs
+  # are); test/model/test_qk_norm_rope_interpreted.py runs the model's Triton kernel on the
+  # CPU through Triton's interpreter from there.
+  [ -d "$V/triton-interpreter/triton" ] && return 0
+  "$V/bin/python" -m pip install -q --no-deps --target "$V/triton-interpreter" triton==3.6.0
+}
+
 patch_cmake_paths() {
   # §3: the wheels' exported CMake files hard-code the wheel builder's include paths. Needed
   # again after any pip (re)install of a ros-* wheel; `|| true` because grep -l exits 1 once
@@ -137,6 +145,7 @@ step 'system tools' system_tools
 step 'venv' make_venv
 step 'pip install (ROS, torch, test deps)' pip_install
 step 'pip install --no-deps (references)' pip_install_references
+step 'pip install --target (Triton for its CPU interpreter)' pip_install_triton_interpreter
 step 'patch exported CMake paths' patch_cmake_paths
 step 'build tf2_msgs' cmake_build "$ROOT/third_party/tf2_msgs" "$ROOT/build/tf2_msgs"
 step 'pip install -e . (no deps)' pip_install_self

@@ -9,11 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from da3_ros.model import qk_norm_rope
 from da3_ros.model.positional import apply_rope
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with optional QK-norm and 2-D RoPE (applied after the norm)."""
+    """Multi-head self-attention with optional QK-norm and 2-D RoPE (applied after the norm).
+
+    On CUDA with Triton the norm and the rotation run as one kernel (model/qk_norm_rope.py,
+    the same function)."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = False):
         super().__init__()
@@ -29,9 +33,13 @@ class Attention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if (rope is not None and isinstance(self.q_norm, nn.LayerNorm)
+                and qk_norm_rope.available(qkv)):
+            q, k = qk_norm_rope.qk_norm_rope(qkv, self.q_norm, self.k_norm, *rope)
+        else:
+            q, k = self.q_norm(q), self.k_norm(k)
+            if rope is not None:
+                q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).reshape(B, N, C))
 
