@@ -14,10 +14,16 @@ printed. Per configuration (model, views, H, W), with the same seeded random wei
                  fp32, backbone weights stored bf16 once (autocast's own rounding)
   ours_fast_v1   bf16 autocast reaching the heads and camera decoder too (fast_heads),
                  compiled as above but without bf16 weights (the 2026-11-24 settings)
-  ours_fast      compiled.FAST: ours_fast_v1 plus bf16 weights and cudnn.benchmark
+  ours_fast      compiled.FAST: ours_fast_v1 plus bf16 weights and cudnn.benchmark,
+                 replayed as one CUDA graph per call signature (compiled.CapturedCalls)
   ours_fast_*    single settings on top of ours_fast_v1 (freeze, cl, cudnn_sdpa, bench),
                  tried once on DA3-LARGE 6x280x504; FAST keeps what helped; ours_fast_cdt:
-                 FAST with Inductor's coordinate-descent tuning of its own kernels
+                 FAST with Inductor's coordinate-descent tuning of its own kernels;
+                 ours_fast_combo: FAST with Inductor's combo kernels (independent small
+                 kernels launched as one); ours_fast_mm: FAST with GEMMs autotuned against
+                 Triton templates that take their pointwise epilogues (GELU, LayerScale);
+                 ours_fast_trees: FAST with PyTorch's CUDA-graph trees instead of
+                 compiled.CapturedCalls (FAST until 2026-11-25)
 Times: CUDA events around one forward, median of --runs after warm-up; peak memory:
 torch.cuda.max_memory_allocated over warm-up + timed runs, weights included, one model on the
 GPU at a time. FLOPs: torch.utils.flop_counter on one forward (matmul, conv, attention);
@@ -49,6 +55,11 @@ from da3_ros.engine import compiled  # noqa: E402
 DEFAULT_CONFIGS = ('da3-small:1x280x504', 'da3-small:6x280x504', 'da3-large:1x280x504',
                    'da3-large:6x280x504', 'da3-large:8x504x504', 'da3-large:32x504x504')
 BF16 = torch.bfloat16
+# GEMMs autotuned between cuBLAS and Inductor's Triton templates (persistent TMA kernels on
+# Hopper), which can take the GELU / LayerScale / residual epilogues; convolutions stay cuDNN
+MM_EPILOGUES = (('max_autotune_gemm', True), ('max_autotune_gemm_backends', 'TRITON,ATEN'),
+                ('max_autotune_conv_backends', 'ATEN'),
+                ('triton.enable_persistent_tma_matmul', True))
 # name -> CompileConfig (mode 'eager': not compiled)
 VARIANTS = {'ours_eager': compiled.CompileConfig(mode='eager', fast_heads=False,
                                                  bf16_weights=True),
@@ -61,7 +72,10 @@ VARIANTS = {'ours_eager': compiled.CompileConfig(mode='eager', fast_heads=False,
             'ours_fast': compiled.FAST,
             'ours_fast_cdt': replace(compiled.FAST,
                                      inductor=(('coordinate_descent_tuning', True),)),
-            'ours_fast_autotune': replace(compiled.FAST, mode='max-autotune')}
+            'ours_fast_autotune': replace(compiled.FAST, mode='max-autotune'),
+            'ours_fast_combo': replace(compiled.FAST, inductor=(('combo_kernels', True),)),
+            'ours_fast_mm': replace(compiled.FAST, inductor=MM_EPILOGUES),
+            'ours_fast_trees': replace(compiled.FAST, mode='reduce-overhead')}
 
 
 def parse_config(text: str) -> tuple[str, int, int, int]:
@@ -208,6 +222,8 @@ def run_config(model: str, views: int, h: int, w: int, nets, args) -> dict:
 
     official.cuda()
     result['official'] = measure(official_fwd, args.warmup, args.runs)
+    if args.profile:    # GPU busy time: how much of the official's wall clock is host-bound
+        result['official']['kernels'] = top_kernels(official_fwd)
     refs = {strategy: (outputs(official_fwd(strategy, x=x_cmp)),
                        outputs(official_fwd(strategy, autocast=False, x=x_cmp)))
             for strategy in ('saddle_balanced', 'first')}
