@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_leaves, tree_map
 
 from da3_ros.errors import ConfigError
 
@@ -139,14 +140,13 @@ class CapturedCalls:
     """fn replayed as one CUDA graph per call signature (tensor shapes, dtypes and devices,
     the other arguments' values, autocast and inference-mode state).
 
-    The first call of a signature runs fn twice on a side stream (compiling, then warming up
-    with host synchronisations made errors), then captures it; later calls copy their tensors
-    into the captured inputs and replay. Outputs are cloned out of the graph's memory, so they
-    stay valid after the next call. fn must be capturable: no host synchronisation, the same
-    work for every input of a signature. If capturing fails but fn itself runs (e.g. a
-    data-dependent host step), fn runs uncaptured from then on (logged once); errors of fn
-    itself propagate. On the host a replay costs a few copies and one launch, where PyTorch's
-    CUDA-graph trees check and record their state per call.
+    The first call of a signature captures fn on copies of its arguments (capture_graph);
+    later calls copy their tensors into those and replay. Outputs are cloned out of the
+    graph's memory, so they stay valid after the next call. fn must be capturable: no host
+    synchronisation, the same work for every input of a signature. If capturing fails but
+    fn itself runs (e.g. a data-dependent host step), fn runs uncaptured from then on
+    (logged once); errors of fn itself propagate. On the host a replay costs a few copies
+    and one launch, where PyTorch's CUDA-graph trees check and record their state per call.
     """
 
     def __init__(self, fn):
@@ -181,34 +181,43 @@ def _signature(args: tuple, kwargs: dict) -> tuple:
             autocast, torch.is_inference_mode_enabled())
 
 
+def capture_graph(fn, *args, **kwargs) -> tuple[torch.cuda.CUDAGraph, object]:
+    """(graph, outputs): fn(*args, **kwargs) captured as one CUDA graph whose replays rerun it
+    on the same argument tensors and rewrite the same output tensors.
+
+    fn runs twice first on a side stream: once to compile and warm up (host synchronisations
+    allowed), once with host synchronisations made errors. A synchronisation would break the
+    capture, and a broken capture leaves the CUDA generator marked as capturing, so that
+    later random ops fail; raised here, it leaves nothing behind.
+    """
+    dev = next(t for t in _tensors((args, kwargs))).device
+    side = torch.cuda.Stream(dev)
+    side.wait_stream(torch.cuda.current_stream(dev))
+    with torch.cuda.stream(side):
+        fn(*args, **kwargs)
+        mode = torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode('error')
+        try:
+            fn(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode(mode)
+    torch.cuda.current_stream(dev).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, capture_error_mode='thread_local'):
+        outputs = fn(*args, **kwargs)
+    return graph, outputs
+
+
 class _CapturedCall:
     """One captured call: static copies of the tensor arguments and the graph's outputs."""
 
     def __init__(self, fn, args: tuple, kwargs: dict):
-        from torch.utils._pytree import tree_map
         self.static = tree_map(_clone, (args, kwargs))
-        dev = next(t for t in _tensors(self.static)).device
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            fn(*self.static[0], **self.static[1])          # compiles (host syncs allowed)
-            # A host synchronisation would break the capture, and a broken capture leaves
-            # the CUDA generator marked as capturing (later random ops then fail): find them
-            # on the second warm-up call instead, where they raise.
-            mode = torch.cuda.get_sync_debug_mode()
-            torch.cuda.set_sync_debug_mode('error')
-            try:
-                fn(*self.static[0], **self.static[1])
-            finally:
-                torch.cuda.set_sync_debug_mode(mode)
-        torch.cuda.current_stream(dev).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode='thread_local'):
-            self.outputs = fn(*self.static[0], **self.static[1])
+        self.static_tensors = _tensors(self.static)
+        self.graph, self.outputs = capture_graph(fn, *self.static[0], **self.static[1])
 
     def replay(self, args: tuple, kwargs: dict):
-        from torch.utils._pytree import tree_map
-        for static, new in zip(_tensors(self.static), _tensors((args, kwargs)), strict=True):
+        for static, new in zip(self.static_tensors, _tensors((args, kwargs)), strict=True):
             if static.data_ptr() != new.data_ptr():
                 static.copy_(new, non_blocking=True)
         self.graph.replay()
@@ -220,7 +229,6 @@ def _clone(v):
 
 
 def _tensors(tree) -> list:
-    from torch.utils._pytree import tree_leaves
     return [v for v in tree_leaves(tree) if isinstance(v, torch.Tensor)]
 
 

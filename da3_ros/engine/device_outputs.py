@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from da3_ros.engine.compiled import compile_or_eager
+from da3_ros.engine.compiled import capture_graph, compile_or_eager
 from da3_ros.engine.prediction import TensorPrediction, ViewGeometry
 from da3_ros.errors import InputError
 from da3_ros.geometry.packed_points import compact_rows, packing_slots, point_records
@@ -193,9 +193,9 @@ class DeviceOutputs:
         records, moved, keep = self._records(i['depth'], i['confidence'], i['sky'], i['K'],
                                              i['images'], i['rows'], i['cols'], i['T'],
                                              *params)
-        slot = packing_slots(keep)
-        return {'records': compact_rows(records, slot), 'counts': keep.sum(dim=1),
-                'moved': moved, 'slot': slot}
+        slot, counts = packing_slots(keep)
+        return {'records': compact_rows(records, slot), 'counts': counts, 'moved': moved,
+                'slot': slot}
 
     @staticmethod
     def _pack_moved(packed: dict) -> Tensor | None:
@@ -293,24 +293,15 @@ class _Captured:
 
     def __init__(self, key: tuple, pack_records, pack_moved, inputs: dict, params: tuple):
         self.key = key
-        dev = inputs['depth'].device
         self.static = {k: None if t is None else t.detach().clone() for k, t in inputs.items()}
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            for _ in range(2):            # compile and warm up outside the capture
-                pack_moved(pack_records(self.static, params))
-        torch.cuda.current_stream(dev).wait_stream(side)
-        self.records_graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.records_graph, capture_error_mode='thread_local'):
-            self.packed = pack_records(self.static, params)
+        self.records_graph, self.packed = capture_graph(pack_records, self.static, params)
         self.moved_graph, self.moved = None, None
         if self.packed['moved'] is not None:
-            # In its own memory pool (the default), so nothing it allocates aliases the
-            # records graph's memory, whose 'records' the copy stream reads meanwhile.
-            self.moved_graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.moved_graph, capture_error_mode='thread_local'):
-                self.moved = pack_moved(self.packed)
+            # Warmed up on real records (a replay fills the captured outputs), and in its own
+            # memory pool (the default), so nothing it allocates aliases the records graph's
+            # memory, whose 'records' the copy stream reads meanwhile.
+            self.records_graph.replay()
+            self.moved_graph, self.moved = capture_graph(pack_moved, self.packed)
 
     def replay_records(self, inputs: dict) -> dict:
         """Enqueue the records graph on inputs; its outputs as _pack_records'."""

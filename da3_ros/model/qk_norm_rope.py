@@ -38,9 +38,9 @@ def qk_norm_rope(qkv: Tensor, q_norm: nn.LayerNorm, k_norm: nn.LayerNorm, cos: T
     if three != 3 or D % 4 or D & (D - 1):
         raise ValueError(f'qkv must be (B, N, 3, heads, D) with D a power of two, got '
                          f'{tuple(qkv.shape)}')
-    affine = torch.stack([q_norm.weight, q_norm.bias, k_norm.weight, k_norm.bias]).float()
-    out = _OP(qkv.contiguous(), affine, cos.float().contiguous(), sin.float().contiguous(),
-                float(q_norm.eps), float(k_norm.eps))
+    out = _OP(qkv.contiguous(), q_norm.weight, q_norm.bias, k_norm.weight, k_norm.bias,
+              cos.float().contiguous(), sin.float().contiguous(), float(q_norm.eps),
+              float(k_norm.eps))
     return out[0], out[1]
 
 
@@ -57,17 +57,17 @@ def _register():
     # CUDA graphs capture it. (No kernel argument may be called `params`: Triton 3.6's
     # generated argument binder has a local of that name.)
     @torch.library.custom_op('da3_ros::qk_norm_rope', mutates_args=())
-    def op(qkv: Tensor, affine: Tensor, cos: Tensor, sin: Tensor, eps_q: float,
-           eps_k: float) -> Tensor:
+    def op(qkv: Tensor, q_weight: Tensor, q_bias: Tensor, k_weight: Tensor, k_bias: Tensor,
+           cos: Tensor, sin: Tensor, eps_q: float, eps_k: float) -> Tensor:
         B, N, _, heads, D = qkv.shape
         out = qkv.new_empty((2, B, heads, N, D))
         grid = (triton.cdiv(N, _BLOCK_ROWS), B * heads)
-        qk_norm_rope_kernel[grid](qkv, affine, cos, sin, out, N, heads, eps_q, eps_k, D=D,
-                                  BLOCK=_BLOCK_ROWS)
+        qk_norm_rope_kernel[grid](qkv, q_weight, q_bias, k_weight, k_bias, cos, sin, out, N,
+                                  heads, eps_q, eps_k, D=D, BLOCK=_BLOCK_ROWS)
         return out
 
     @op.register_fake
-    def _(qkv, affine, cos, sin, eps_q, eps_k):
+    def _(qkv, q_weight, q_bias, k_weight, k_bias, cos, sin, eps_q, eps_k):
         B, N, _, heads, D = qkv.shape
         return qkv.new_empty((2, B, heads, N, D))
 

@@ -4,9 +4,9 @@ import triton.language as tl
 
 
 @triton.jit
-def norm_rotate_store(src, affine, dst, mask, c0, c1, c2, c3, s0, s1, s2, s3, eps,
-                      which: tl.constexpr, D: tl.constexpr):
-    """LayerNorm + rotation of BLOCK rows of q (which 0) or k (1): src / dst (BLOCK,)
+def norm_rotate_store(src, weight, bias, dst, mask, c0, c1, c2, c3, s0, s1, s2, s3, eps,
+                      D: tl.constexpr):
+    """LayerNorm (weight, bias: (D,)) + rotation of BLOCK rows of q or k: src / dst (BLOCK,)
     pointers to the rows' first features; c*, s* the table quarters (BLOCK, D/4)."""
     Q: tl.constexpr = D // 4
     e = tl.arange(0, Q)[None, :]
@@ -22,12 +22,11 @@ def norm_rotate_store(src, affine, dst, mask, c0, c1, c2, c3, s0, s1, s2, s3, ep
     var = (tl.sum(x0 * x0, 1) + tl.sum(x1 * x1, 1) + tl.sum(x2 * x2, 1)
            + tl.sum(x3 * x3, 1)) / D
     rstd = (1.0 / tl.sqrt(var + eps))[:, None]
-    w = affine + 2 * which * D + e
-    b = affine + (2 * which + 1) * D + e
-    n0 = x0 * rstd * tl.load(w) + tl.load(b)
-    n1 = x1 * rstd * tl.load(w + Q) + tl.load(b + Q)
-    n2 = x2 * rstd * tl.load(w + 2 * Q) + tl.load(b + 2 * Q)
-    n3 = x3 * rstd * tl.load(w + 3 * Q) + tl.load(b + 3 * Q)
+    w, b = weight + e, bias + e
+    n0 = x0 * rstd * tl.load(w).to(tl.float32) + tl.load(b).to(tl.float32)
+    n1 = x1 * rstd * tl.load(w + Q).to(tl.float32) + tl.load(b + Q).to(tl.float32)
+    n2 = x2 * rstd * tl.load(w + 2 * Q).to(tl.float32) + tl.load(b + 2 * Q).to(tl.float32)
+    n3 = x3 * rstd * tl.load(w + 3 * Q).to(tl.float32) + tl.load(b + 3 * Q).to(tl.float32)
     # apply_rope: t cos + rot(t) sin, rot turning each half's quarters (a, b) to (-b, a)
     ty = dst.dtype.element_ty
     tl.store(dst[:, None] + e, (n0 * c0 - n1 * s0).to(ty), mask=mask)
@@ -37,8 +36,8 @@ def norm_rotate_store(src, affine, dst, mask, c0, c1, c2, c3, s0, s1, s2, s3, ep
 
 
 @triton.jit
-def qk_norm_rope_kernel(qkv, affine, cos, sin, out, N, heads, eps_q, eps_k, D: tl.constexpr,
-           BLOCK: tl.constexpr):
+def qk_norm_rope_kernel(qkv, q_weight, q_bias, k_weight, k_bias, cos, sin, out, N, heads,
+                        eps_q, eps_k, D: tl.constexpr, BLOCK: tl.constexpr):
     """One program: BLOCK rows (tokens) of one batch item and head, q and k (sharing the
     table loads)."""
     Q: tl.constexpr = D // 4
@@ -58,6 +57,7 @@ def qk_norm_rope_kernel(qkv, affine, cos, sin, out, N, heads, eps_q, eps_k, D: t
     s3 = tl.load(sin + table + 3 * Q, mask=mask, other=0.0)
     src = qkv + ((b * N + rows) * 3 * heads + h) * D            # qkv[b, row, 0, h]
     dst = out + (bh * N + rows) * D                               # out[0, b, h, row]
-    norm_rotate_store(src, affine, dst, mask, c0, c1, c2, c3, s0, s1, s2, s3, eps_q, 0, D)
-    norm_rotate_store(src + heads * D, affine, dst + tl.num_programs(1) * N * D, mask,
-                      c0, c1, c2, c3, s0, s1, s2, s3, eps_k, 1, D)
+    norm_rotate_store(src, q_weight, q_bias, dst, mask, c0, c1, c2, c3, s0, s1, s2, s3, eps_q,
+                      D)
+    norm_rotate_store(src + heads * D, k_weight, k_bias, dst + tl.num_programs(1) * N * D,
+                      mask, c0, c1, c2, c3, s0, s1, s2, s3, eps_k, D)

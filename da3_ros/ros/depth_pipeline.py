@@ -2,7 +2,8 @@
 
 The device path (backend on CUDA, network-resolution outputs, no per-camera voxels, views of
 one size): uint8 images are uploaded once, preprocessed, run through the network and packed
-into message arrays on the GPU, and downloaded once (engine.device_outputs). Otherwise the
+into message arrays on the GPU, each array copied to the host once, while the packing goes on
+(engine.device_outputs). Otherwise the
 host path: Predictor.predict (numpy) and depth_outputs.build_outputs. Both give the same
 messages (test/ros_core/test_device_path_outputs.py).
 """

@@ -26,7 +26,7 @@ def test_split_compaction_keeps_each_views_kept_records_in_order(words):
     keep[2] = True                     # and one without dropped points
     records = rng.normal(size=(S, n, words)).astype(np.float32)     # no exact zeros
     moved = records * 2 + 1
-    slot = packing_slots(torch.from_numpy(keep))
+    slot, _ = packing_slots(torch.from_numpy(keep))
     for values in (records, moved):
         got = compact_rows(torch.from_numpy(values), slot).numpy()
         assert got.shape == values.shape
