@@ -26,7 +26,8 @@ def make_predictor(model: str | os.PathLike, backend: str = 'torch', device: str
         checked against the file's metadata ('' skips the check)
     backend: 'torch', 'onnxruntime' or 'tensorrt'
     device: 'cpu', 'cuda' or 'cuda:N' (torch and tensorrt; onnxruntime picks providers by type)
-    precision: torch only: 'fp32', 'bf16', 'fp16' (an engine's precision is fixed at build)
+    precision: torch only: 'auto', 'fp32', 'bf16', 'fp16' (an engine's precision is fixed at
+        build); auto: TorchBackend's resolve_precision
     model_file: the .onnx / .engine file for graph backends
     compile: torch only: torch.compile the network (CUDA, precision bf16; TorchBackend)
     predictor_options: Predictor keywords (process_res, method, gpu_preprocess, ...)

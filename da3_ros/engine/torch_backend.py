@@ -21,6 +21,18 @@ from da3_ros.errors import ConfigError
 from da3_ros.model.da3 import DA3Output, NestedDA3Net
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+AUTO = 'auto'
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' on CUDA GPUs with native bf16 (compute capability 8.0 and later:
+    Ampere, Ada, Hopper, Jetson Orin), 'fp16' on older CUDA GPUs, 'fp32' on the CPU (where
+    bf16 autocast is slower than fp32 on most processors); any other value unchanged."""
+    if precision != AUTO:
+        return precision
+    if device.type != 'cuda':
+        return 'fp32'
+    return 'bf16' if torch.cuda.get_device_capability(device)[0] >= 8 else 'fp16'
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -42,7 +54,8 @@ class TorchBackend(Backend):
     net: the network; moved to `device`, put in eval mode and, for bf16 / fp16, given
         weights stored in that precision where autocast would cast them
     device: 'cpu', 'cuda' or 'cuda:N'
-    precision: 'fp32', 'bf16' or 'fp16' (autocast of the backbone, as the official API)
+    precision: 'fp32', 'bf16' or 'fp16' (autocast of the backbone, as the official API), or
+        'auto' (resolve_precision: bf16 / fp16 by GPU, fp32 on the CPU)
     """
 
     name = 'torch'
@@ -57,9 +70,11 @@ class TorchBackend(Backend):
         """compile: run the network through engine.compiled.compile_network with its FAST
         settings (CUDA and precision 'bf16' only: bf16 reaches the heads and the camera
         decoder too, CUDA graphs); the first call of each input shape compiles."""
-        if precision not in PRECISIONS:
-            raise ConfigError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
+        if precision not in PRECISIONS and precision != AUTO:
+            raise ConfigError(f'precision must be one of {sorted(PRECISIONS)} or {AUTO!r}, '
+                              f'got {precision!r}')
         self.device = resolve_device(device)
+        precision = resolve_precision(precision, self.device)
         if self.device.type == 'cpu' and precision == 'fp16':
             raise ConfigError('fp16 autocast on CPU is not supported; use fp32 or bf16')
         if compile and (self.device.type != 'cuda' or precision != 'bf16'):

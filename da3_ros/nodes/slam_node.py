@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import Counter, deque
+from dataclasses import replace
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -62,6 +63,8 @@ class SlamNode(Node):
         self.create_timer(max(cfg['publish.tf_period_s'], 0.05), self._republish)
         if cfg['map.load_path']:
             self.out.publish_prior(cfg['map.load_path'])
+        with self.lock:
+            self._last_summary = self._summary()    # what diagnostics show during a chunk
         self.worker = threading.Thread(target=self._work, daemon=True)
         self.worker.start()
 
@@ -131,13 +134,20 @@ class SlamNode(Node):
         response.success, response.message = True, 'reset: a new map starts with the next frame'
         return response
 
+    def _summary(self, state: str | None = None):
+        """The session's Summary (call with self.lock held)."""
+        state = state or ('tracking' if self.session.ready else 'waiting')
+        return out.summarize(self.session, state,
+                             self.out.last_tf[0] if self.out.last_tf else '',
+                             sum(self.drops.values()))
+
     def _publish_diagnostics(self) -> None:
-        if not self.lock.acquire(blocking=False):
-            return                                  # the worker is inside a chunk
-        summary = out.summarize(self.session, 'tracking' if self.session.ready else 'waiting',
-                                self.out.last_tf[0] if self.out.last_tf else '',
-                                sum(self.drops.values()))
-        self.lock.release()
+        if self.lock.acquire(blocking=False):
+            summary = self._last_summary = self._summary()
+            self.lock.release()
+        else:  # the worker is inside a chunk: report the last numbers, never go silent
+            summary = replace(self._last_summary, state='processing_chunk',
+                              frames_dropped=sum(self.drops.values()))
         now = self.get_clock().now().nanoseconds
         self.diag_pub.publish(out.diagnostics_msg(summary, now, self.get_name(), self.drops))
 

@@ -47,7 +47,8 @@ def _model_args(p) -> None:
     p.add_argument('--backend', choices=('torch', 'onnxruntime', 'tensorrt'), default='torch')
     p.add_argument('--model-file', help='.onnx / .engine file for onnxruntime / tensorrt')
     p.add_argument('--device', default='cuda', help="'cpu', 'cuda' or 'cuda:N' (default cuda)")
-    p.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32')
+    p.add_argument('--precision', choices=('auto', 'fp32', 'bf16', 'fp16'), default='auto',
+                   help='torch precision (auto: bf16 / fp16 by GPU, fp32 on the CPU)')
     p.add_argument('--process-res', type=int, default=504,
                    help='network processing resolution, longest side px (default 504)')
     p.add_argument('--process-res-method', default='upper_bound_resize',

@@ -22,11 +22,8 @@ from da3_ros.ros.depth_outputs import (
     wants_points,
 )
 from da3_ros.ros.pointcloud import (
-    Points,
+    cloud_to_points,
     packed_to_cloud,
-    points_to_cloud,
-    unpack_rgb,
-    voxel_downsample,
 )
 
 
@@ -36,19 +33,15 @@ def device_path_supported(opts: OutputOptions) -> bool:
     return opts.resolution == 'network' and opts.cloud.voxel_size_m == 0
 
 
-def records_to_points(records: np.ndarray) -> Points:
-    """(N, 5|4) float32 records (x y z rgb-bits [confidence]) -> Points."""
-    confidence = records[:, 4].copy() if records.shape[1] == 5 else None
-    return Points(records[:, :3].copy(), unpack_rgb(records[:, 3]), confidence)
-
-
 def build_outputs_on_device(pred: TensorPrediction, images: Tensor, inputs: list[CameraInput],
                             stamp_ns: int, frames: Frames, opts: OutputOptions,
-                            device: DeviceOutputs) -> RigOutputs:
+                            device: DeviceOutputs, downloaded=lambda: None) -> RigOutputs:
     """All messages for one set from a TensorPrediction whose depth is still on the device.
 
     images: (S, H_in, W_in, 3) uint8 on the device, the set the prediction was made from
-    (colours of the clouds); the rest as build_outputs, whose messages these equal
+    (colours of the clouds); downloaded(): called once the packed arrays are on the host,
+    before the messages are built (the node times the two apart); the rest as build_outputs,
+    whose messages these equal
     """
     if not device_path_supported(opts):
         raise ValueError('input-resolution outputs and per-camera voxels need build_outputs')
@@ -58,7 +51,8 @@ def build_outputs_on_device(pred: TensorPrediction, images: Tensor, inputs: list
                     if 'fused_cloud' in opts.publish else None)
     host = device.download(pred, images, opts.cloud, opts.remove_sky,
                            None if T_fixed_cams is None else np.stack(T_fixed_cams),
-                           clouds=wants_points(opts))
+                           clouds=wants_points(opts), fused_voxel_size_m=opts.fused_voxel_size_m)
+    downloaded()
     cams = []
     for v, cam in enumerate(inputs):
         conf = None if host.confidence is None else host.confidence[v]
@@ -68,9 +62,54 @@ def build_outputs_on_device(pred: TensorPrediction, images: Tensor, inputs: list
         cams.append(out)
 
     def fused_cloud(_, header):
-        records = np.concatenate(host.fixed_clouds)
-        if opts.fused_voxel_size_m > 0:
-            points = voxel_downsample(records_to_points(records), opts.fused_voxel_size_m)
-            return points_to_cloud(points, header)
-        return packed_to_cloud(records, header)
+        if host.fused is not None:                     # voxel-averaged on the device
+            return packed_to_cloud(host.fused, header)
+        return packed_to_cloud(np.concatenate(host.fixed_clouds), header)
     return rig_outputs(pred, inputs, cams, stamp_ns, frames, opts, fused_cloud)
+
+
+def _cloud_difference(name: str, got, want, rtol: float, atol_m: float) -> list[str]:
+    """Why two PointCloud2 differ ([] when they carry the same points, xyz within tolerance:
+    the GPU's float32 back-projection rounds differently from numpy's)."""
+    layout = ([f.name for f in got.fields], got.width, got.point_step, got.header)
+    if layout != ([f.name for f in want.fields], want.width, want.point_step, want.header):
+        return [f'{name}: fields / width / point_step / header differ '
+                f'({got.width} vs {want.width} points)']
+    a, b = cloud_to_points(got), cloud_to_points(want)
+    problems = []
+    if not np.allclose(a.xyz, b.xyz, rtol=rtol, atol=atol_m, equal_nan=True):
+        problems.append(f'{name}: xyz differ by up to {np.nanmax(np.abs(a.xyz - b.xyz)):.3g}')
+    if not np.array_equal(a.rgb, b.rgb):
+        problems.append(f'{name}: colours differ')
+    if (a.confidence is None) != (b.confidence is None) or (
+            a.confidence is not None and not np.array_equal(a.confidence, b.confidence)):
+        problems.append(f'{name}: confidence differs')
+    return problems
+
+
+def output_differences(got: RigOutputs, want: RigOutputs, rtol: float = 1e-5,
+                       atol_m: float = 1e-4) -> list[str]:
+    """What differs between the device path's messages (got) and the host path's (want) for
+    one set; [] when they agree: images, CameraInfo, transforms and RigDepth identical, clouds
+    with the same points (xyz within rtol / atol_m). The node runs this once on its first set
+    (DepthPipeline check_device), so every GPU start checks the device path where it runs."""
+    problems = []
+    for v, (g, w) in enumerate(zip(got.cameras, want.cameras, strict=True)):
+        cam = f'camera {v}'
+        for name in ('depth', 'confidence', 'camera_info', 'colorized_depth'):
+            if getattr(g, name) != getattr(w, name):
+                problems.append(f'{cam} {name} differs')
+        if (g.cloud is None) != (w.cloud is None):
+            problems.append(f'{cam} cloud: present on one path only')
+        elif w.cloud is not None:
+            problems += _cloud_difference(f'{cam} cloud', g.cloud, w.cloud, rtol, atol_m)
+    if (got.fused_cloud is None) != (want.fused_cloud is None):
+        problems.append('fused cloud: present on one path only')
+    elif want.fused_cloud is not None:
+        problems += _cloud_difference('fused cloud', got.fused_cloud, want.fused_cloud, rtol,
+                                      atol_m)
+    if got.transforms != want.transforms:
+        problems.append('transforms differ')
+    if got.rig_depth != want.rig_depth:
+        problems.append('rig_depth differs')
+    return problems

@@ -73,11 +73,15 @@ PARAMS: tuple[Param, ...] = (
           choices=('torch', 'onnxruntime', 'tensorrt')),
     Param('model_file', 'str', '', '.onnx / .engine file for onnxruntime / tensorrt'),
     Param('device', 'str', 'cuda', "'cpu', 'cuda' or 'cuda:N'"),
-    Param('precision', 'str', 'fp32', 'torch autocast precision',
-          choices=('fp32', 'bf16', 'fp16')),
+    Param('precision', 'str', 'auto',
+          'torch autocast precision; auto: bf16 on GPUs that have it (Ampere and later), '
+          'fp16 on older GPUs, fp32 on the CPU', choices=('auto', 'fp32', 'bf16', 'fp16')),
     Param('compile', 'bool', False,
-          'torch on CUDA with precision bf16: torch.compile the network (bf16 heads, CUDA '
-          'graphs; the first set compiles for tens of seconds)'),
+          'torch on CUDA with precision bf16 (or auto on a bf16 GPU): torch.compile the '
+          'network (bf16 heads, CUDA graphs; the first set compiles for tens of seconds)'),
+    Param('check_device_path', 'bool', True,
+          'on the GPU path, also build the first set on the host path and compare the '
+          'messages (result logged and in /diagnostics device_path_check)'),
     Param('process_res', 'int', 504, 'network processing resolution (longest side, pixels)',
           range=(14, 4096)),
     Param('process_res_method', 'str', 'upper_bound_resize', 'official resize policy',
@@ -157,6 +161,7 @@ class DepthConfig:
     device: str
     precision: str
     compile: bool
+    check_device_path: bool
     process_res: int
     process_res_method: str
     slop_ns: int
@@ -280,8 +285,8 @@ def _check_modes(v: dict) -> None:
                                           and device[5:].isdigit())):
         raise _bad('device', f"{device!r} is not 'cpu', 'cuda' or 'cuda:N'")
     if v['compile'] and (v['backend'] != 'torch' or not device.startswith('cuda')
-                         or v['precision'] != 'bf16'):
-        raise _bad('compile', 'needs backend torch, device cuda and precision bf16')
+                         or v['precision'] not in ('bf16', 'auto')):
+        raise _bad('compile', 'needs backend torch, device cuda and precision bf16 or auto')
 
 
 def parse_depth_config(values: dict[str, Any]) -> DepthConfig:
@@ -298,7 +303,8 @@ def parse_depth_config(values: dict[str, Any]) -> DepthConfig:
     return DepthConfig(
         cameras=cameras, output_namespace=v['output_namespace'].strip('/'), model=v['model'],
         backend=v['backend'], model_file=v['model_file'] or None, device=v['device'],
-        precision=v['precision'], compile=v['compile'], process_res=v['process_res'],
+        precision=v['precision'], compile=v['compile'],
+        check_device_path=v['check_device_path'], process_res=v['process_res'],
         process_res_method=v['process_res_method'],
         slop_ns=round(v['sync.slop_s'] * s_to_ns), queue_size=v['sync.queue_size'],
         max_wait_ns=round(v['sync.max_wait_s'] * s_to_ns), metric_mode=v['metric_mode'],

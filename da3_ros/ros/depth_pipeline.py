@@ -9,11 +9,10 @@ messages (test/ros_core/test_device_path_outputs.py).
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from da3_ros.engine.device_outputs import DeviceOutputs
+from da3_ros.engine.stage_clock import StageClock
 from da3_ros.errors import ConfigError
 from da3_ros.ros.depth_outputs import (
     CameraInput,
@@ -22,16 +21,23 @@ from da3_ros.ros.depth_outputs import (
     RigOutputs,
     build_outputs,
 )
-from da3_ros.ros.depth_outputs_device import build_outputs_on_device, device_path_supported
+from da3_ros.ros.depth_outputs_device import (
+    build_outputs_on_device,
+    device_path_supported,
+    output_differences,
+)
 
 
 class DepthPipeline:
     """predictor: engine.predictor.Predictor; opts: OutputOptions
     on_device: force the device path on (any backend device, e.g. CPU tensors in tests) or
         off; None = on when the backend runs on CUDA and the outputs allow it
+    check_device: build the first device-path set's messages on the host path too and compare
+        them (output_differences); the result stays in device_check
     """
 
-    def __init__(self, predictor, opts: OutputOptions, on_device: bool | None = None):
+    def __init__(self, predictor, opts: OutputOptions, on_device: bool | None = None,
+                 check_device: bool = False):
         self.predictor, self.opts = predictor, opts
         device = predictor.backend.device
         if on_device is None:
@@ -40,6 +46,9 @@ class DepthPipeline:
             raise ConfigError('the device path needs output_resolution network and '
                               'cloud.voxel_size_m 0')
         self.device = DeviceOutputs(device) if on_device else None
+        self._check_pending = check_device and on_device
+        # None until checked; then the differences found ([] = the paths agree)
+        self.device_check: list[str] | None = None
 
     @property
     def on_device(self) -> bool:
@@ -47,22 +56,32 @@ class DepthPipeline:
 
     def run(self, inputs: list[CameraInput], K: np.ndarray | None, T: np.ndarray | None,
             stamp_ns: int, frames: Frames, stage=lambda name, seconds: None) -> RigOutputs:
-        """Predict one set and build its messages; stage(name, seconds) gets the time of
-        'inference' (upload, preprocessing, network) and 'outputs' (packing, download,
-        messages). A set whose views differ in size takes the host path."""
-        start = time.perf_counter()
+        """Predict one set and build its messages; stage(name, seconds) gets the host time of
+        each step: on the device path 'upload' (staging + copy), 'network' (preprocessing +
+        network), 'packing' (cloud packing + download), 'messages', and on CUDA the GPU time
+        of the first three as 'gpu_upload', 'gpu_network', 'gpu_packing' (events; the host
+        times of the network and packing stages overlap GPU work); on the host path
+        'network' and 'messages'. A set whose views differ in size takes the host path."""
         rgb = [c.rgb for c in inputs]
         if self.device is None or len({img.shape for img in rgb}) != 1:
+            clock = StageClock('cpu')
             pred = self.predictor.predict(rgb, K, T)
-            stage('inference', time.perf_counter() - start)
-            start = time.perf_counter()
+            clock.lap('network')
             out = build_outputs(pred, inputs, stamp_ns, frames, self.opts)
+            clock.lap('messages')
         else:
+            clock = StageClock(self.device.device)
             images = self.device.upload(rgb)
+            clock.lap('upload')
             pred = self.predictor.predict_tensors(images, K, T)
-            stage('inference', time.perf_counter() - start)
-            start = time.perf_counter()
+            clock.lap('network')
             out = build_outputs_on_device(pred, images, inputs, stamp_ns, frames, self.opts,
-                                          self.device)
-        stage('outputs', time.perf_counter() - start)
+                                          self.device, lambda: clock.lap('packing'))
+            clock.lap('messages')
+            if self._check_pending:
+                self._check_pending = False
+                self.device_check = output_differences(
+                    out, build_outputs(pred.numpy(), inputs, stamp_ns, frames, self.opts))
+        for name, seconds in clock.times().items():
+            stage(name, seconds)
         return out

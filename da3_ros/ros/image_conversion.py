@@ -13,14 +13,8 @@ from std_msgs.msg import Header
 
 from da3_ros.ros.errors import ImageError
 
-# encoding -> (channels in the message, channel indices that give R, G, B)
-COLOUR_ENCODINGS = {
-    'rgb8': (3, [0, 1, 2]),
-    'bgr8': (3, [2, 1, 0]),
-    'rgba8': (4, [0, 1, 2]),
-    'bgra8': (4, [2, 1, 0]),
-    'mono8': (1, [0, 0, 0]),
-}
+# encoding -> channels in the message
+COLOUR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 CAUSES = (
     'unsupported_encoding', 'empty_image', 'bad_step', 'truncated', 'size_mismatch',
     'unsupported_format', 'corrupt_compressed', 'bad_shape', 'bad_dtype',
@@ -50,18 +44,36 @@ def _pixel_bytes(msg: Image, channels: int, itemsize: int) -> np.ndarray:
     return data.reshape(height, step)[:, :row_bytes]
 
 
+# encoding -> cv2 conversion to RGB (rgb8 needs none)
+_TO_RGB = {'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB, 'bgra8': cv2.COLOR_BGRA2RGB,
+           'mono8': cv2.COLOR_GRAY2RGB}
+
+
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """Colour or mono Image -> (H, W, 3) uint8 RGB, a new array (not a view of msg.data).
+    """Colour or mono Image -> (H, W, 3) uint8 RGB.
 
     msg: encoding one of COLOUR_ENCODINGS; step may include row padding
+    rgb8 without row padding comes back as a read-only view of msg.data (no copy: 6 cameras of
+    1600 x 900 at 30 Hz are 780 MB/s of copies on the node's executor thread otherwise; the
+    view keeps the message's buffer alive); every other input as a new array (cv2's colour
+    conversion, or a copy without the padding).
     """
     if msg.encoding not in COLOUR_ENCODINGS:
         raise ImageError(
             'unsupported_encoding', f'{msg.encoding!r} not in {sorted(COLOUR_ENCODINGS)}'
         )
-    channels, rgb_order = COLOUR_ENCODINGS[msg.encoding]
+    channels = COLOUR_ENCODINGS[msg.encoding]
     rows = _pixel_bytes(msg, channels, 1)
-    return rows.reshape(msg.height, msg.width, channels)[..., rgb_order]  # fancy index: a copy
+    pixels = rows.reshape(msg.height, msg.width, channels)
+    if msg.encoding == 'rgb8':
+        if pixels.flags.c_contiguous:              # no padding: the message's bytes, read-only
+            view = pixels.view()
+            view.flags.writeable = False
+            return view
+        return np.ascontiguousarray(pixels)
+    if channels == 1:
+        pixels = pixels[..., 0]
+    return cv2.cvtColor(pixels, _TO_RGB[msg.encoding])
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:

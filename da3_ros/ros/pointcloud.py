@@ -12,6 +12,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from da3_ros.errors import ConfigError
+from da3_ros.geometry.voxel_keys import VOXEL_KEY_BIAS, pack_voxel_keys
 from da3_ros.ros.errors import CloudError
 from da3_ros.ros.image_conversion import copy_header
 
@@ -127,12 +128,18 @@ def depth_to_points(
 def voxel_downsample(points: Points, voxel_size_m: float) -> Points:
     """One point per occupied voxel (edge voxel_size_m): the mean xyz, rgb and confidence.
 
-    Voxels are floor(xyz / voxel_size_m); output order is sorted by voxel index.
+    Voxels are floor(xyz / voxel_size_m); output order is sorted by voxel index (x, then y,
+    then z). geometry.packed_points.voxel_mean_records does the same on the GPU.
     """
     if voxel_size_m <= 0 or len(points.xyz) == 0:
         return points
     keys = np.floor(points.xyz / voxel_size_m).astype(np.int64)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    if np.abs(keys).max() < VOXEL_KEY_BIAS:
+        # a 1-D unique of packed keys gives unique(axis=0)'s order, without its row sort
+        _, inverse, counts = np.unique(pack_voxel_keys(keys), return_inverse=True,
+                                       return_counts=True)
+    else:
+        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
 
     def mean(values: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from da3_ros.engine.torch_backend import TorchBackend
 from da3_ros.errors import ConfigError, InputError
 from da3_ros.model import build
 from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions, build_outputs
-from da3_ros.ros.depth_outputs_device import build_outputs_on_device
+from da3_ros.ros.depth_outputs_device import build_outputs_on_device, output_differences
 from da3_ros.ros.depth_pipeline import DepthPipeline
 from da3_ros.ros.pointcloud import CloudConfig, cloud_to_points
 
@@ -141,10 +141,29 @@ def test_pipeline_device_path_equals_host_path(small_predictor):
                          'da3-small')
     host = DepthPipeline(small_predictor, opts)
     assert not host.on_device                 # a CPU backend takes the host path by default
-    device = DepthPipeline(small_predictor, opts, on_device=True)
+    device = DepthPipeline(small_predictor, opts, on_device=True, check_device=True)
     stages = {}
     got = device.run(inputs, None, None, 5, frames, stages.__setitem__)
-    assert set(stages) == {'inference', 'outputs'}
+    assert set(stages) == {'upload', 'network', 'packing', 'messages'}   # no GPU on CPU
+    assert all(seconds >= 0 for seconds in stages.values())
     assert_same_outputs(got, host.run(inputs, None, None, 5, frames))
+    assert device.device_check == []            # the first set was checked, and agreed
     with pytest.raises(ConfigError, match='network'):
         DepthPipeline(small_predictor, OutputOptions(ALL, 'input'), on_device=True)
+
+
+def test_output_differences_names_what_differs():
+    """The node's one-set self-check finds each kind of disagreement and passes equal ones."""
+    pred, inputs, frames = scene(4)
+    opts = OutputOptions(ALL, 'network', CloudConfig(), True, 0.0, '_da3', 'm')
+    want = build_outputs(pred.numpy(), inputs, 7, frames, opts)
+    assert output_differences(build_outputs(pred.numpy(), inputs, 7, frames, opts), want) == []
+    shifted = pred.numpy()
+    shifted.depth[1] *= 1.001                      # one camera's depth off by 0.1 %
+    got = build_outputs(shifted, inputs, 7, frames, opts)
+    problems = output_differences(got, want)
+    assert 'camera 1 depth differs' in problems
+    assert any(p.startswith('camera 1 cloud: xyz differ') for p in problems)
+    assert any(p.startswith('fused cloud') for p in problems)
+    assert not any(p.startswith('camera 0') for p in problems)
+    assert 'rig_depth differs' in problems

@@ -67,11 +67,21 @@ def test_mono8_becomes_grey_rgb(rgb):
     np.testing.assert_array_equal(out, cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB))
 
 
-def test_decoded_array_does_not_alias_message(rgb):
+def test_rgb8_is_a_read_only_view_other_encodings_new_arrays(rgb):
+    """rgb8 without padding is not copied, and cannot be written through; anything else is
+    a new array that does not alias the message."""
     msg = raw_image(rgb, 'rgb8')
     out = image_to_rgb(msg)
-    out[:] = 0
-    np.testing.assert_array_equal(image_to_rgb(msg), rgb)
+    assert np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
+    with pytest.raises(ValueError, match='read-only'):
+        out[:] = 0
+    for pixels, encoding, pad in ((rgb, 'rgb8', 3), (cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                                                    'bgr8', 0)):
+        msg = raw_image(pixels, encoding, pad)
+        out = image_to_rgb(msg)
+        assert not np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
+        out[:] = 0
+        np.testing.assert_array_equal(image_to_rgb(msg), rgb)
 
 
 @pytest.mark.parametrize('fmt', ['jpeg', 'bgr8; jpeg compressed bgr8', 'JPG'])

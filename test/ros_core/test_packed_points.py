@@ -66,3 +66,42 @@ def test_batch_equals_per_view():
         assert torch.allclose(got[:, xyz_conf], want[:, xyz_conf], rtol=1e-6, atol=1e-6)
         assert torch.equal(got[:, 3].view(torch.int32), want[:, 3].view(torch.int32))
     assert start == len(records)
+
+
+def _voxel_reference(xyz, rgb, conf, edge):
+    """Brute force: a dict from voxel index to its points, means in float64, sorted keys."""
+    groups = {}
+    for i, p in enumerate(xyz):
+        groups.setdefault(tuple(int(k) for k in np.floor(p / np.float32(edge))), []).append(i)
+    keys = sorted(groups)
+    mean = lambda a, idx: np.asarray(a, np.float64)[idx].mean(axis=0)  # noqa: E731
+    return (np.array([mean(xyz, groups[k]) for k in keys], np.float32),
+            np.array([np.round(mean(rgb, groups[k])) for k in keys], np.uint8),
+            np.array([mean(conf, groups[k]) for k in keys], np.float32))
+
+
+@pytest.mark.parametrize('offset_m', [0.0, 3.0e5])     # 3e5 m / 0.25 m > 2**20: row sort
+def test_voxel_mean_records_against_brute_force_and_host(offset_m):
+    """GPU-path voxel averaging (torch, here on CPU tensors) = a brute-force reference = the
+    host path's voxel_downsample; invalid rows are ignored."""
+    from da3_ros.geometry.packed_points import pack_rgb_bits, voxel_mean_records
+    from da3_ros.ros.pointcloud import Points, unpack_rgb, voxel_downsample
+
+    rng = np.random.default_rng(5)
+    n, edge = 3000, 0.25
+    xyz = (rng.uniform(-2.0, 2.0, (n, 3)) + offset_m).astype(np.float32)
+    rgb = rng.integers(0, 256, (n, 3), dtype=np.uint8)
+    conf = rng.uniform(1.0, 5.0, n).astype(np.float32)
+    valid = rng.random(n) < 0.8
+    records = torch.cat([torch.from_numpy(xyz), pack_rgb_bits(torch.from_numpy(rgb))[:, None],
+                         torch.from_numpy(conf)[:, None]], dim=1)
+    got = voxel_mean_records(records, torch.from_numpy(valid), edge).numpy()
+    want_xyz, want_rgb, want_conf = _voxel_reference(xyz[valid], rgb[valid], conf[valid], edge)
+    assert len(got) == len(want_xyz) > 100
+    np.testing.assert_array_equal(got[:, :3], want_xyz)
+    np.testing.assert_array_equal(unpack_rgb(got[:, 3]), want_rgb)
+    np.testing.assert_array_equal(got[:, 4], want_conf)
+    host = voxel_downsample(Points(xyz[valid], rgb[valid], conf[valid]), edge)
+    np.testing.assert_array_equal(host.xyz, want_xyz)
+    np.testing.assert_array_equal(host.rgb, want_rgb)
+    np.testing.assert_array_equal(host.confidence, want_conf)
