@@ -102,7 +102,8 @@ def segment_report(segment: dict, received: dict, topics: dict[str, list[str]],
     stamps = [int(s) for s in segment['stamps']]
     start, end = int(segment['start_ns']), int(segment['end_ns'])
     settle_end = end + int(segment.get('settle_ns', 0))
-    duration_s = (end - start) / 1e9
+    # sets are sent at start + k / rate, k < n: the segment covers n periods
+    duration_s = (end - start) / 1e9 + 1.0 / segment['rate_hz']
     all_topics = [t for group in topics.values() for t in group]
     complete = receipts_by_stamp(received, all_topics)
     complete_sets = sum(s in complete for s in stamps)

@@ -53,11 +53,19 @@ def default_data() -> Path:
 
 
 def prepare(venv: Path) -> None:
-    """Install the carried ROS runtime into `venv` and re-run this script under it."""
+    """Install what the GPU machine lacks into `venv` and re-run this script under it: the
+    carried ROS runtime (.carry/ros312, bench/ros_runtime/install.sh) and, for the SLAM node,
+    GTSAM (.carry/gtsam/*.tar.xz: the cp312 wheel's gtsam/, gtsam.libs/ and dist-info without
+    its 45 MB of example data, unpacked into site-packages)."""
     if os.environ.get(VENV_ENV):
         return
     subprocess.run(['bash', str(ROOT / 'bench' / 'ros_runtime' / 'install.sh'), str(venv)],
                    check=True)
+    python = str(venv / 'bin' / 'python')
+    site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    for archive in sorted((ROOT / '.carry' / 'gtsam').glob('*.tar.xz')):
+        subprocess.run(['tar', '-xJf', str(archive), '-C', site], check=True)
     argv = [a for a in sys.argv if a != '--prepare']
     env = dict(os.environ, **{VENV_ENV: str(venv)})
     os.execve(str(venv / 'bin' / 'python'), [str(venv / 'bin' / 'python'), *argv], env)
@@ -231,7 +239,9 @@ def run_one(args, model: str, transport: str, checkpoint: Path, domain: int,
     report = run_report(published, received, topics, sampler.cpu)
     first_output = min((r[1] for t in topics['depth'] for r in received.get(t, [])),
                        default=None)
-    report.update(result, node_start_to_first_depth_s=(
+    last_diag = received['diagnostics'][-1][1] if received['diagnostics'] else {}
+    report.update(result, device_path_check=last_diag.get('device_path_check'),
+                  node_start_to_first_depth_s=(
         None if first_output is None else (first_output - started) / 1e9),
         gpu_process_max_mib=max((m for _, m in sampler.gpu_mib), default=None),
         node_log_tail=(folder / 'node.log').read_text()[-3000:])
@@ -239,6 +249,19 @@ def run_one(args, model: str, transport: str, checkpoint: Path, domain: int,
     (folder / 'cpu_gpu_samples.json').write_text(json.dumps(
         {'cpu': sampler.cpu, 'gpu_mib': sampler.gpu_mib}))
     return report
+
+
+def pack(args, name: str) -> None:
+    """With --pack: the run's folder becomes <out>/<name>.tgz beside <out>/<name>.json (its
+    report), two files per run (the GPU machine returns few files)."""
+    folder = args.out / name
+    if not args.pack or not folder.is_dir():
+        return
+    if (folder / 'report.json').is_file():
+        shutil.copy(folder / 'report.json', args.out / f'{name}.json')
+    subprocess.run(['tar', '-czf', str(args.out / f'{name}.tgz'), '-C', str(args.out), name],
+                   check=True)
+    shutil.rmtree(folder)
 
 
 def summary_rows(report: dict) -> list[str]:
@@ -285,6 +308,8 @@ def main() -> int:
                              'and run under it')
     parser.add_argument('--venv', type=Path, default=Path('/tmp/da3_ros_venv'))
     parser.add_argument('--domain', type=int, default=57)
+    parser.add_argument('--pack', action='store_true',
+                        help="pack each run's folder into <out>/<run>.tgz + <run>.json")
     parser.add_argument('--slam', nargs='*', default=[], metavar='MODEL',
                         help='also run the SLAM node on the rig with these models')
     parser.add_argument('--slam-segment', default='10:30', help='RATE_HZ:SECONDS')
@@ -301,14 +326,17 @@ def main() -> int:
         checkpoint = write_checkpoint(model, args.checkpoints / model)
         for transport in args.inputs:
             report = run_one(args, model, transport, checkpoint, args.domain)
+            pack(args, f'{model}_{transport}')
             reports.append({k: v for k, v in report.items() if k != 'node_log_tail'})
             for row in summary_rows(report):
                 print(row, flush=True)
             print(f"  first set {report.get('first_set_ms')} ms, node exit "
-                  f"{report.get('node_exit')}", flush=True)
+                  f"{report.get('node_exit')}, device path check "
+                  f"{report.get('device_path_check')}", flush=True)
     for model in args.slam:
         checkpoint = write_checkpoint(model, args.checkpoints / model)
         report = run_one(args, model, 'raw', checkpoint, args.domain, slam=True)
+        pack(args, f'slam_{model}_raw')
         reports.append({k: v for k, v in report.items() if k != 'node_log_tail'})
         print(f"slam {model}: {report.get('chunks')} chunks, chunk ms "
               f"{report.get('chunk_ms')}, tf {report.get('tf')}, diagnostics "

@@ -39,16 +39,16 @@ def records():
     received['diagnostics'] = [
         [start - 10 * MS, {'sets_synced': '3', 'sets_processed': '3', 'drops.busy': '1',
                            'drops.rig.busy': '1', 'A.images': '6', 'B.images': '6'}],
-        [start + 1200 * MS, {'sets_synced': '13', 'sets_processed': '11', 'drops.busy': '2',
+        [start + 1100 * MS, {'sets_synced': '13', 'sets_processed': '11', 'drops.busy': '2',
                              'drops.rig.busy': '2', 'drops.stale_partial': '1',
                              'A.images': '16', 'B.images': '15',
                              'latency_ms.network.mean': '12.5', 'gpu.max_allocated_mb': '900.0',
                              'gpu.reserved_mb': '1024.0'}],
         [start + 5000 * MS, {'sets_synced': '99', 'sets_processed': '99'}],   # after: ignored
     ]
-    segment = {'rate_hz': 10.0, 'start_ns': start, 'end_ns': start + 1000 * MS,
+    segment = {'rate_hz': 10.0, 'start_ns': start, 'end_ns': start + 900 * MS,   # last send
                'settle_ns': 500 * MS, 'stamps': stamps, 'late': 0}
-    cpu = [[start, 5.0], [start + 500 * MS, 5.3], [start + 1000 * MS, 5.5],
+    cpu = [[start, 5.0], [start + 450 * MS, 5.3], [start + 900 * MS, 5.45],
            [start + 3000 * MS, 9.0]]
     return segment, received, topics, cpu
 
@@ -72,7 +72,7 @@ def test_segment_report_counts_rates_latencies_and_drops():
     assert r['node_images_received'] == 19
     assert r['stages_ms'] == {}            # no report inside the segment carried stages
     assert r['gpu_max_allocated_mb'] == 900.0 and r['gpu_reserved_mb'] == 1024.0
-    assert r['cpu_percent'] == pytest.approx(50.0)           # 0.5 CPU-s in 1 s
+    assert r['cpu_percent'] == pytest.approx(50.0)           # 0.45 CPU-s in 0.9 s
 
 
 def test_percentiles_and_empty_groups():
