@@ -9,10 +9,11 @@ points, depth_colorized}; for the rig da3/points (fused), da3/rig_depth, /tf (DA
 
 Threads: the executor thread converts each raw image on arrival (so a bad message is dropped
 alone) and feeds the synchroniser; compressed images are decoded on one thread per camera;
-one worker thread runs the network on the newest complete set. While the worker is busy,
-one newer set waits; a set overtaken by a newer one is dropped
-with cause 'busy'. Nothing a message contains can stop the node: every error is counted by
-cause in /diagnostics and logged at most once per cause per log_throttle_s.
+one worker thread runs the network on the newest complete set and builds its messages, which
+one publish thread publishes while the worker goes on with the next set. While the worker is
+busy, one newer set waits; a set overtaken by a newer one is dropped with cause 'busy'.
+Nothing a message contains can stop the node: every error is counted by cause in /diagnostics
+and logged at most once per cause per log_throttle_s.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics
 from da3_ros.ros.errors import MessageError, SyncError, TfError
 from da3_ros.ros.image_conversion import compressed_to_rgb, copy_header, image_to_rgb
 from da3_ros.ros.node_main import run_node
+from da3_ros.ros.publish_thread import PublishThread
 from da3_ros.ros.rig_calibration import extrinsics_from_tf, load_rig_calibration
 from da3_ros.ros.tf_buffer import TfBroadcaster, TfBuffer, TfListener
 from da3_ros.ros.time_sync import ApproximateTimeSync, SyncedSet, stamp_to_ns
@@ -125,6 +127,7 @@ class DepthNode(Node):
         self._pending = None  # (SyncedSet, perf_counter at sync) waiting for the worker
         self._wake = threading.Condition()
         self._stopping = False
+        self.publisher = PublishThread(self._publish, self._publish_failed)
         self._worker = threading.Thread(target=self._work, name='da3_worker', daemon=True)
         self._worker.start()
         self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
@@ -205,15 +208,17 @@ class DepthNode(Node):
                 (synced, synced_at), self._pending = self._pending, None
             self.diag.stage('queue_wait', time.perf_counter() - synced_at)
             try:
-                self._process(synced)
-                self.diag.stage('total', time.perf_counter() - synced_at)
-                self.diag.processed()
+                self._process(synced, synced_at)
             except MessageError as err:
                 self.diag.drop(err.cause)
                 self._warn(err.cause, str(err))
             except Exception as err:  # a failing set must not stop the worker
                 self.diag.drop('processing_error')
                 self._warn('processing_error', f'{type(err).__name__}: {err}')
+
+    def _publish_failed(self, err: Exception) -> None:
+        self.diag.drop('publish_error')
+        self._warn('publish_error', f'{type(err).__name__}: {err}')
 
     def _intrinsics(self, inputs: list[CameraInput]) -> np.ndarray:
         """(S, 3, 3) from the latest valid CameraInfo (else the calibration YAML's K)."""
@@ -250,7 +255,7 @@ class DepthNode(Node):
             self._warn(f'tf_{err.cause}', f'{world} -> {frame}: {err}')
             return None
 
-    def _process(self, synced: SyncedSet) -> None:
+    def _process(self, synced: SyncedSet, synced_at: float) -> None:
         cfg = self.cfg
         inputs = [CameraInput(c.name, header, rgb)
                   for c, (header, rgb) in zip(cfg.cameras, synced.items, strict=True)]
@@ -262,6 +267,11 @@ class DepthNode(Node):
         frames = Frames(fixed, self._T_from_world(fixed, world, synced.stamp_ns), parent,
                         self._T_from_world(parent, world, synced.stamp_ns), T is None)
         out = self.pipeline.run(inputs, K, T, synced.stamp_ns, frames, self.diag.stage)
+        self.publisher.submit((out, synced_at))      # the next set starts while this publishes
+
+    def _publish(self, item) -> None:
+        """Publish one set's messages (publish thread)."""
+        out, synced_at = item
         start = time.perf_counter()
         for pubs, cam_out in zip(self.cam_pubs, out.cameras, strict=True):
             for name, pub in pubs.items():
@@ -274,6 +284,8 @@ class DepthNode(Node):
         if self.rig_pub is not None and out.rig_depth is not None:
             self.rig_pub.publish(out.rig_depth)
         self.diag.stage('publish', time.perf_counter() - start)
+        self.diag.stage('total', time.perf_counter() - synced_at)
+        self.diag.processed()
         if self.pipeline.device_check is not None and not self._check_logged:
             self._check_logged = True
             if self.pipeline.device_check:
@@ -323,6 +335,7 @@ class DepthNode(Node):
             self._stopping = True
             self._wake.notify()
         self._worker.join(timeout=5.0)
+        self.publisher.stop()
         return super().destroy_node()
 
 
