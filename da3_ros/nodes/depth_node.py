@@ -92,7 +92,7 @@ class DepthNode(Node):
         self.diag = DepthDiagnostics(names)
         self.throttle = CauseThrottle(cfg.log_throttle_s)
         self.sync = ApproximateTimeSync(len(names), cfg.slop_ns, cfg.queue_size,
-                                        cfg.max_wait_ns)
+                                        cfg.max_wait_ns, cfg.max_jump_ns)
         self.infos = {}  # camera name -> latest valid Pinhole
         self.tf_buffer = TfBuffer()
         self._tf_listener = TfListener(self, self.tf_buffer)
@@ -162,12 +162,15 @@ class DepthNode(Node):
             self.diag.stage('convert', time.perf_counter() - start)
             start = time.perf_counter()
             with self._sync_lock:
-                sets = self.sync.add(index, stamp_to_ns(msg.header.stamp),
-                                     (copy_header(msg.header), rgb))
+                try:
+                    sets = self.sync.add(index, stamp_to_ns(msg.header.stamp),
+                                         (copy_header(msg.header), rgb))
+                finally:
+                    events = self.sync.take_events()
             self.diag.stage('sync', time.perf_counter() - start)
         except SyncError as err:  # counted by the synchroniser itself
             self._warn(err.cause, f'{cam.name}: {err}')
-            return
+            sets = []
         except MessageError as err:
             self.diag.drop(err.cause, cam.name)
             self._warn(err.cause, f'{cam.name}: {err}')
@@ -176,6 +179,12 @@ class DepthNode(Node):
             self.diag.drop('conversion_error', cam.name)
             self._warn('conversion_error', f'{cam.name}: {type(err).__name__}: {err}')
             return
+        for event in events:  # counted by the synchroniser; time jumps: one line per jump
+            name = self.cfg.cameras[event.input].name
+            if event.cause != 'time_jump':
+                self._warn(event.cause, f'{name}: {event.text}')
+            elif self.throttle.should_log('time_jump'):
+                self.get_logger().warning(f'{name}: {event.text}')
         for synced in sets:
             self._submit(synced)
 
@@ -183,7 +192,8 @@ class DepthNode(Node):
         cam = self.cfg.cameras[index]
         self.diag.info_received(cam.name)
         try:
-            self.infos[cam.name] = camera_info_to_pinhole(msg)
+            if pinhole := camera_info_to_pinhole(msg, self.cfg.needs_intrinsics):
+                self.infos[cam.name] = pinhole  # None: uncalibrated (K 0), and no K needed
         except MessageError as err:
             self.diag.drop(err.cause, cam.name)
             self._warn(err.cause, f'{cam.name} CameraInfo: {err}')
@@ -320,11 +330,11 @@ class DepthNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg())
         check = self.pipeline.device_check
         with self._sync_lock:
-            pending, sync_drops = self.sync.pending(), dict(self.sync.drops)
+            pending, sync_counts = self.sync.pending(), self.sync.counts()
         extra = {**self._readiness(), 'sync.pending': str(pending),
                  'device_path_check': ('not run' if check is None else
                                        'passed' if not check else f'failed: {check}')}
-        self.diag_pub.publish(self.diag.to_message(header, self.get_name(), sync_drops,
+        self.diag_pub.publish(self.diag.to_message(header, self.get_name(), sync_counts,
                                                    extra))
 
     def destroy_node(self):

@@ -60,8 +60,18 @@ def check_k(K: np.ndarray, height: int, width: int) -> None:
         raise CameraInfoError('bad_k_matrix', f'K is not [[fx s cx] [0 fy cy] [0 0 1]]: {K}')
 
 
-def camera_info_to_pinhole(msg: CameraInfo) -> Pinhole:
-    """CameraInfo -> Pinhole(K (3, 3) float64 px, height, width), validated."""
+def camera_info_to_pinhole(msg: CameraInfo, require_k: bool = True) -> Pinhole | None:
+    """CameraInfo -> Pinhole(K (3, 3) float64 px, height, width), validated.
+
+    K all zeros is what an uncalibrated camera publishes (e.g. usb_cam without a calibration
+    file): None when the caller needs no K (require_k False), else CameraInfoError
+    'uncalibrated'.
+    """
+    if not any(msg.k):
+        if not require_k:
+            return None
+        raise CameraInfoError('uncalibrated', 'K is all zeros (an uncalibrated camera) but '
+                              'intrinsics are needed: calibrate the camera')
     roi = msg.roi
     full_roi = roi.width in (0, msg.width) and roi.height in (0, msg.height)
     if msg.binning_x > 1 or msg.binning_y > 1 or not full_roi:

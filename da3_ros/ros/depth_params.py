@@ -45,14 +45,22 @@ SYNC_PARAMS: tuple[Param, ...] = (
     Param('sync.max_wait_s', 'float', 1.0,
           'stamp-time age after which an image waiting for its set is dropped (stale_partial); '
           '>= sync.slop_s and above the slowest camera period', range=(0.0, 60.0)),
+    Param('sync.max_jump_s', 'float', 5.0,
+          'a stamp further than this from the newest stamp, forward or backward, is a time '
+          'jump: a bad stamp is dropped alone, a timeline that moved (bag loop, clock reset) '
+          'resets the synchroniser; >= sync.max_wait_s', range=(0.0, 86400.0)),
 )
 
 
 def check_sync(v: dict) -> None:
-    """ConfigError when sync.max_wait_s < sync.slop_s (sets could never complete)."""
+    """ConfigError when sync.max_wait_s < sync.slop_s (sets could never complete) or
+    sync.max_jump_s < sync.max_wait_s (a frame still allowed to wait would be a time jump)."""
     if v['sync.max_wait_s'] < v['sync.slop_s']:
         raise _bad('sync.max_wait_s', f"{v['sync.max_wait_s']} < sync.slop_s "
                    f"{v['sync.slop_s']}")
+    if v['sync.max_jump_s'] < v['sync.max_wait_s']:
+        raise _bad('sync.max_jump_s', f"{v['sync.max_jump_s']} < sync.max_wait_s "
+                   f"{v['sync.max_wait_s']}")
 
 
 PARAMS: tuple[Param, ...] = (
@@ -167,6 +175,7 @@ class DepthConfig:
     slop_ns: int
     queue_size: int
     max_wait_ns: int
+    max_jump_ns: int
     metric_mode: str
     pose_conditioning: bool
     rig_source: str
@@ -307,7 +316,8 @@ def parse_depth_config(values: dict[str, Any]) -> DepthConfig:
         check_device_path=v['check_device_path'], process_res=v['process_res'],
         process_res_method=v['process_res_method'],
         slop_ns=round(v['sync.slop_s'] * s_to_ns), queue_size=v['sync.queue_size'],
-        max_wait_ns=round(v['sync.max_wait_s'] * s_to_ns), metric_mode=v['metric_mode'],
+        max_wait_ns=round(v['sync.max_wait_s'] * s_to_ns),
+        max_jump_ns=round(v['sync.max_jump_s'] * s_to_ns), metric_mode=v['metric_mode'],
         pose_conditioning=v['pose_conditioning'], rig_source=v['rig.source'],
         rig_base_frame=v['rig.base_frame'],
         rig_calibration_file=v['rig.calibration_file'] or None,

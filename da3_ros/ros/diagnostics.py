@@ -4,7 +4,12 @@ cause, GPU memory. Plus a per-cause log throttle, so one bad camera cannot flood
 Counters are monotonic since start (tools diff them); rates and latencies cover a sliding
 window. Status names are '<node>: inputs', ': pipeline', ': drops', ': gpu'; every value is a
 KeyValue with a dotted key, e.g. 'drops.truncated' = '2', 'CAM_FRONT.rate_hz' = '9.98',
-'latency_ms.inference.mean' = '812.4'. Thread-safe: callbacks and the worker both report.
+'latency_ms.inference.mean' = '812.4'. Drops, the synchroniser's included, are also counted
+per source ('drops.<camera>.<cause>', 'drops.rig.<cause>'); the drops status is WARN when their
+total grew since the last report. Frames of a faster camera that a closer frame of the same
+camera replaced are normal: 'superseded' and 'superseded.<camera>', never WARN. Time jumps:
+'sync.time_jumps', of which 'sync.resets' reset the synchroniser (drop cause 'time_jump').
+Thread-safe: callbacks and the worker both report.
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from collections import Counter, deque
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
+
+from da3_ros.ros.time_sync import SyncCounts
 
 WINDOW = 50  # samples kept per rate / latency
 
@@ -99,10 +106,11 @@ class DepthDiagnostics:
             return 0.0
         return (len(times) - 1) / (times[-1] - times[0])
 
-    def to_message(self, header: Header, node_name: str, sync_drops: dict[str, int],
+    def to_message(self, header: Header, node_name: str, sync: SyncCounts | None = None,
                    extra_inputs: dict[str, str] | None = None) -> DiagnosticArray:
-        """Render all counters. sync_drops: ApproximateTimeSync.drops (cause -> count), added
-        to the node's own drops; extra_inputs: more KeyValues for the inputs status."""
+        """Render all counters. sync: ApproximateTimeSync.counts() (inputs in camera order),
+        its drops added to the node's own; extra_inputs: more KeyValues for the inputs status."""
+        sync = sync or SyncCounts({}, (0,) * len(self.camera_names), 0, 0)
         with self._lock:
             inputs = [_kv(k, v) for k, v in sorted(self.received.items())]
             inputs += [_kv(f'{n}.rate_hz', self.rate_hz(n)) for n in self.camera_names]
@@ -113,10 +121,17 @@ class DepthDiagnostics:
                 pipeline += [_kv(f'latency_ms.{name}.last', samples[-1]),
                              _kv(f'latency_ms.{name}.mean', sum(samples) / len(samples)),
                              _kv(f'latency_ms.{name}.max', max(samples))]
-            totals = self.drops + Counter(sync_drops)
+            totals, by_source = Counter(self.drops), Counter(self.drops_by_source)
+            for (index, cause), n in sync.drops.items():
+                totals[cause] += n
+                by_source[(self.camera_names[index], cause)] += n
             drops = [_kv(f'drops.{c}', n) for c, n in sorted(totals.items())]
-            drops += [_kv(f'drops.{s}.{c}', n)
-                      for (s, c), n in sorted(self.drops_by_source.items())]
+            drops += [_kv(f'drops.{s}.{c}', n) for (s, c), n in sorted(by_source.items())]
+            superseded = sum(sync.superseded)
+            drops += [_kv('superseded', superseded)]
+            drops += [_kv(f'superseded.{name}', n)
+                      for name, n in zip(self.camera_names, sync.superseded, strict=True) if n]
+            drops += [_kv('sync.time_jumps', sync.time_jumps), _kv('sync.resets', sync.resets)]
             total = sum(totals.values())
             new_drops, self._drops_reported = total > self._drops_reported, total
         gpu = gpu_memory_mb()
@@ -132,7 +147,9 @@ class DepthDiagnostics:
             status('inputs', ok, f'{len(self.camera_names)} cameras', inputs),
             status('pipeline', ok, f'{self.sets_processed} sets processed', pipeline),
             status('drops', warn if new_drops else ok,
-                   f'{total} dropped' + (' (new since last report)' if new_drops else ''), drops),
+                   f'{total} dropped' + (' (new since last report)' if new_drops else '')
+                   + f', {superseded} superseded by a closer frame (normal)' * bool(superseded),
+                   drops),
             status('gpu', ok, 'memory', gpu_values),
         ])
 

@@ -3,7 +3,8 @@ base and odometry transforms from TF), every drop reported by cause.
 
 Runs in the executor thread (the TfBuffer is fed there too). A frame that cannot be used is
 reported through `drop(cause, text)` and never reaches the SLAM:
-- cameras: image conversion errors, sync drops, 'no_camera_info' (use_camera_info);
+- cameras: image conversion errors, sync drops, 'no_camera_info' (use_camera_info),
+  'time_jump' (a stamp jumped by more than sync.max_jump_s: see time_sync);
 - rig_depth: 'no_world_tf' (RigDepth's frame not connected to frames.odom), bad messages;
 - both: 'no_base_tf' (frames.base not connected to the camera by TF within tf_wait_s),
   'no_odom_tf' (odom -> base missing at the frame's stamp: the frame goes on without odometry).
@@ -41,7 +42,8 @@ class SlamFrames:
         s_ns = cfg.s_to_ns
         self.sync = ApproximateTimeSync(len(cfg.topics), round(cfg['sync.slop_s'] * s_ns),
                                         cfg['sync.queue_size'],
-                                        round(cfg['sync.max_wait_s'] * s_ns))
+                                        round(cfg['sync.max_wait_s'] * s_ns),
+                                        round(cfg['sync.max_jump_s'] * s_ns))
         kind = CompressedImage if cfg['image_transport'] == 'compressed' else Image
         for i, topic in enumerate(cfg.topics):
             node.create_subscription(kind, topic, lambda m, i=i: self._on_image(i, m), in_qos)
@@ -58,8 +60,13 @@ class SlamFrames:
     def _on_image(self, index: int, msg) -> None:
         try:
             rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-            sets = self.sync.add(index, stamp_to_ns(msg.header.stamp),
-                                 (msg.header.frame_id, rgb))
+            try:
+                sets = self.sync.add(index, stamp_to_ns(msg.header.stamp),
+                                     (msg.header.frame_id, rgb))
+            finally:
+                for event in self.sync.take_events():  # a bag loop, a clock reset, a bad stamp
+                    if event.cause == 'time_jump':
+                        self.drop('time_jump', f'camera {event.input}: {event.text}')
         except SyncError as err:
             self.drop(err.cause, str(err))
             return

@@ -45,6 +45,7 @@ class Recording:
             for topic, (kind, files) in manifest['outputs'].items()}
         self.inputs = manifest['inputs']  # [topic, stamp_ns, frame_id] in publishing order
         self.diagnostics = manifest['diagnostics']
+        self.levels = manifest.get('levels', {})  # status name -> worst level reported
 
 
 def stamp_ns(header) -> int:

@@ -34,6 +34,7 @@ class Recorder:
                                               qos.reliable(100), raw=True)
                      for topic, kind in outputs.items()]
         self.diagnostics: dict[str, str] = {}
+        self.levels: dict[str, int] = {}  # status name -> worst level of any report
         self.diag_raw: list[bytes] = []
         self.subs.append(node.create_subscription(
             DiagnosticArray, '/diagnostics', self._on_diag, qos.reliable(10), raw=True))
@@ -42,13 +43,16 @@ class Recorder:
         self.diag_raw.append(raw)
         msg = deserialize_message(raw, DiagnosticArray)
         self.diagnostics = {kv.key: kv.value for s in msg.status for kv in s.values}
+        for status in msg.status:
+            level = ord(status.level) if isinstance(status.level, bytes) else int(status.level)
+            self.levels[status.name] = max(level, self.levels.get(status.name, 0))
 
     def count(self, topic: str) -> int:
         return len(self.raw[topic])
 
     def dump(self, folder: Path, published: list) -> None:
         """folder/<i>.cdr files + manifest.json {outputs: {topic: [type, [files]]}, inputs,
-        diagnostics: last values}."""
+        diagnostics: last values, levels: worst level per status name}."""
         folder.mkdir(parents=True, exist_ok=True)
         outputs, n = {}, 0
         for topic, messages in self.raw.items():
@@ -58,7 +62,8 @@ class Recorder:
                 files.append(f'{n}.cdr')
                 n += 1
             outputs[topic] = [self.types[topic], files]
-        manifest = {'outputs': outputs, 'inputs': published, 'diagnostics': self.diagnostics}
+        manifest = {'outputs': outputs, 'inputs': published, 'diagnostics': self.diagnostics,
+                    'levels': self.levels}
         (folder / 'manifest.json').write_text(json.dumps(manifest))
 
 

@@ -17,6 +17,7 @@ from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics, diagnostics
 from da3_ros.ros.pointcloud import CloudConfig, back_project, cloud_to_points
 from da3_ros.ros.rig_calibration import load_rig_calibration, world_to_cameras
 from da3_ros.ros.tf_buffer import transform_to_matrix
+from da3_ros.ros.time_sync import SyncCounts
 from shared_data import DATA
 
 CAMS = {'cameras': ['/front', '/rear']}
@@ -28,6 +29,7 @@ def test_defaults_and_topics():
                                                     '/rear/image_raw/compressed']
     assert [c.info_topic for c in cfg.cameras] == ['/front/camera_info', '/rear/camera_info']
     assert [c.output_prefix for c in cfg.cameras] == ['/front/da3', '/rear/da3']
+    assert cfg.max_jump_ns == 5_000_000_000 > cfg.max_wait_ns
     assert cfg.slop_ns == 50_000_000 and cfg.publish == frozenset(OUTPUTS) - {'colorized_depth'}
     assert not cfg.needs_intrinsics and not cfg.needs_extrinsics
     assert all(p.description for p in PARAMS)
@@ -39,6 +41,7 @@ def test_defaults_and_topics():
     ({'sync.slop_s': -1.0}, 'sync.slop_s'),
     ({'sync.slop_s': 'fast'}, 'sync.slop_s'),
     ({'sync.max_wait_s': 0.01}, 'sync.max_wait_s'),
+    ({'sync.max_wait_s': 2.0, 'sync.max_jump_s': 1.5}, 'sync.max_jump_s'),
     ({'sync.queue_size': 0}, 'sync.queue_size'),
     ({'image_transport': ['raw', 'raw', 'raw']}, 'image_transport'),
     ({'image_transport': ['theora']}, 'image_transport'),
@@ -165,15 +168,23 @@ def test_diagnostics_counts_and_throttle():
     diag.drop('truncated', 'a')
     diag.drop('busy')
     diag.stage('inference', 0.25)
-    msg = diag.to_message(Header(), 'da3_depth', {'unmatched': 2})
+    sync = SyncCounts({(1, 'unmatched'): 2, (0, 'time_jump'): 1}, (5, 0), 1, 0)
+    msg = diag.to_message(Header(), 'da3_depth', sync)
     values = diagnostics_values(msg)
     assert values['a.images'] == '3' and float(values['a.rate_hz']) == pytest.approx(10.0)
     assert values['drops.truncated'] == '1' and values['drops.a.truncated'] == '1'
     assert values['drops.unmatched'] == '2' and values['drops.rig.busy'] == '1'
+    assert values['drops.b.unmatched'] == '2' and values['drops.a.time_jump'] == '1'
+    assert (values['superseded'], values['superseded.a']) == ('5', '5')
+    assert 'superseded.b' not in values and values['sync.time_jumps'] == '1'
+    assert values['sync.resets'] == '0'
     assert float(values['latency_ms.inference.max']) == pytest.approx(250.0)
     assert msg.status[2].level == DiagnosticStatus.WARN  # new drops since the last report
-    again = diag.to_message(Header(), 'da3_depth', {'unmatched': 2})
+    faster = SyncCounts(sync.drops, (500, 0), 1, 0)  # only superseded frames grew: normal
+    again = diag.to_message(Header(), 'da3_depth', faster)
     assert again.status[2].level == DiagnosticStatus.OK
+    assert diagnostics_values(again)['superseded.a'] == '500'
+    assert diagnostics_values(diag.to_message(Header(), 'da3_depth'))['superseded'] == '0'
     throttle = CauseThrottle(5.0, clock=lambda: now[0])
     assert throttle.should_log('x') and not throttle.should_log('x') and throttle.should_log('y')
     now[0] += 5.0

@@ -38,15 +38,18 @@ def test_bad_messages_are_counted_and_the_node_keeps_working(tmp_path, request, 
         'drops.rob_b.corrupt_compressed': '1', 'drops.rob_b.truncated': '1',
         'drops.truncated': '2', 'drops.duplicate': '1', 'drops.out_of_order': '1',
         # rob_b silent: rob_a's 3.0, 3.2 (then 3.8 when 5.0 comes) outlive max_wait;
-        # the late 3.45 of rob_b and the 3.4 of rob_a can never pair
-        'drops.stale_partial': '3', 'drops.unmatched': '2',
+        # the 3.4 of rob_a can never pair; the late 3.45 of rob_b, replaced by its closer 3.6,
+        # is superseded (not a drop)
+        'drops.stale_partial': '3', 'drops.rob_a.stale_partial': '3',
+        'drops.unmatched': '1', 'drops.rob_a.unmatched': '1', 'superseded.rob_b': '1',
+        'drops.rob_a.duplicate': '1', 'drops.rob_a.out_of_order': '1',
         'sets_processed': '4', 'sets_synced': '4', 'rob_a.images': '15', 'rob_b.images': '7',
     }
     assert {k: d.get(k) for k in expected} == expected
     text = log.read_text()
     assert text.count('dropped (truncated)') == 1  # two drops, one line per throttle period
     for cause in ('unsupported_encoding', 'bad_step', 'corrupt_compressed', 'duplicate',
-                  'out_of_order', 'nan_intrinsics'):
+                  'out_of_order', 'nan_intrinsics', 'stale_partial', 'unmatched'):
         assert f'dropped ({cause})' in text, cause
 
 

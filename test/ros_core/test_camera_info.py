@@ -90,6 +90,17 @@ def test_bad_camera_info_gives_cause(make, cause):
     assert err.value.cause == cause
 
 
+def test_uncalibrated_camera_info_is_normal_when_no_k_is_needed():
+    """usb_cam without a calibration file publishes K all zeros: fine for relative depth."""
+    assert camera_info_to_pinhole(info(k=[0.0] * 9), require_k=False) is None
+    with pytest.raises(CameraInfoError, match='intrinsics are needed') as err:
+        camera_info_to_pinhole(info(k=[0.0] * 9), require_k=True)
+    assert err.value.cause == 'uncalibrated'
+    assert camera_info_to_pinhole(info(), require_k=False).width == 640  # a real K: checked
+    with pytest.raises(CameraInfoError):
+        camera_info_to_pinhole(with_k(0, float('nan')), require_k=False)
+
+
 def test_full_frame_roi_is_accepted():
     assert camera_info_to_pinhole(with_roi(640, 480)).width == 640
 

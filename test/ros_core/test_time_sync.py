@@ -1,5 +1,6 @@
 """ApproximateTimeSync on explicit stamp scenarios: equal and different rates, a camera that
-stops and resumes, a late camera, duplicates, out-of-order stamps, overflow, a closer successor."""
+stops and resumes, a late camera, duplicates, out-of-order stamps, overflow, a closer successor,
+superseded vs unmatched frames, per-input counters, time jumps (one bad stamp, a bag loop)."""
 
 import heapq
 
@@ -7,7 +8,7 @@ import pytest
 
 from da3_ros.errors import ConfigError
 from da3_ros.ros.errors import SyncError
-from da3_ros.ros.time_sync import ApproximateTimeSync, SyncedSet, stamp_to_ns
+from da3_ros.ros.time_sync import ApproximateTimeSync, SyncCounts, SyncedSet, stamp_to_ns
 
 MS = 1_000_000  # ns per millisecond
 
@@ -47,7 +48,9 @@ def test_thirty_and_ten_hertz_pair_at_the_slow_rate():
     sets = feed(sync, by_stamp(fast, slow))
     assert [s.stamps_ns[1] for s in sets] == [(100 * k + 1) * MS for k in range(30)]
     assert [s.stamps_ns[0] for s in sets] == [fast[3 * k][1] for k in range(30)]
-    assert sync.drops == {'unmatched': 58} and sync.pending() == [2, 0]  # 2933, 2967 ms wait
+    # the fast camera's other frames were superseded by closer ones: normal, not drops
+    assert sync.drops == {} and sync.pending() == [2, 0]  # 2933, 2967 ms wait
+    assert sync.counts().superseded == (58, 0)
 
 
 def test_camera_stops_then_resumes():
@@ -60,8 +63,8 @@ def test_camera_stops_then_resumes():
     after = feed(sync, by_stamp(stream(0, 100, 5, 2000), stream(1, 100, 5, 2002)))
     assert [s.stamps_ns for s in after] == [((2000 + 100 * k) * MS, (2002 + 100 * k) * MS)
                                             for k in range(5)]
-    # of the 4 left over, 1600 and 1700 ms went stale, 1800 and 1900 ms were skipped
-    assert sync.drops == {'stale_partial': 8, 'unmatched': 2}
+    # of the 4 left over, 1600 and 1700 ms went stale, 1800 and 1900 ms were superseded
+    assert sync.drops == {'stale_partial': 8} and sync.counts().superseded == (2, 0)
 
 
 def test_late_camera_within_max_wait_still_matches():
@@ -83,7 +86,8 @@ def test_late_camera_beyond_max_wait_is_dropped_stale():
     feed(sync, stream(0, 100, 6))  # camera 0 at 0..500 ms
     assert sync.drops == {'stale_partial': 3}  # 0, 100, 200 ms waited too long
     sets = feed(sync, [(1, 0), (1, 400 * MS + 1)])
-    assert sync.drops == {'stale_partial': 4, 'unmatched': 1}  # stamp 0 arrived stale
+    assert sync.drops == {'stale_partial': 4}  # stamp 0 arrived stale
+    assert sync.counts().superseded == (1, 0)   # 300 ms: 400 ms is closer to 401 ms
     assert [s.stamps_ns for s in sets] == [(400 * MS, 400 * MS + 1)]
 
 
@@ -113,8 +117,131 @@ def test_a_closer_successor_replaces_the_head():
     sync = ApproximateTimeSync(2, slop_ns=20 * MS)
     sets = feed(sync, [(1, 85 * MS), (1, 101 * MS), (0, 100 * MS)])
     assert [s.stamps_ns for s in sets] == [(100 * MS, 101 * MS)]
-    assert sync.drops == {'unmatched': 1}
+    assert sync.drops == {} and sync.counts().superseded == (0, 1)
 
+
+
+def test_a_waiting_head_of_a_faster_camera_is_superseded_not_unmatched():
+    """tj_b's frame at a shared stamp arrives first: tj_a's previous frame is then older than
+    the pivot with no successor yet; it waits for it, and is counted superseded."""
+    sync = ApproximateTimeSync(2, slop_ns=5 * MS)
+    arrivals = []
+    for k in range(10):  # camera 0 at 30 Hz, camera 1 at 10 Hz, camera 1 sent first
+        stamp = round(k * 100 / 3 * MS)
+        arrivals += [(1, stamp)] * (k % 3 == 0) + [(0, stamp)]
+    sets = feed(sync, arrivals)
+    assert [s.stamps_ns[1] for s in sets] == [0, 100 * MS, 200 * MS, 300 * MS]
+    assert sync.drops == {} and sync.counts().superseded == (6, 0)
+
+
+def test_unmatched_only_when_the_successor_is_no_closer():
+    sync = ApproximateTimeSync(2, slop_ns=10 * MS)
+    feed(sync, [(0, 0), (1, 0)])
+    feed(sync, [(0, 60 * MS), (1, 100 * MS)])
+    assert sync.drops == {} and sync.pending() == [1, 1]   # 60 ms waits for its successor
+    feed(sync, [(0, 160 * MS)])                            # no closer to 100 ms than 60 ms
+    assert sync.counts().drops == {(0, 'unmatched'): 1} and sync.pending() == [1, 1]
+    sets = feed(sync, [(1, 165 * MS)])                     # closer to 160 ms than 100 ms
+    assert [s.stamps_ns for s in sets] == [(160 * MS, 165 * MS)]
+    assert sync.counts() == SyncCounts({(0, 'unmatched'): 1}, (0, 1), 0, 0)
+    assert [(e.cause, e.input) for e in sync.take_events()] == [('unmatched', 0)]
+
+
+def test_counters_and_events_are_per_input():
+    sync = ApproximateTimeSync(3, slop_ns=5 * MS, queue_size=2, max_wait_ns=200 * MS)
+    feed(sync, [(0, 0), (1, 0), (2, 0), (1, 100 * MS), (1, 150 * MS), (1, 190 * MS)])
+    with pytest.raises(SyncError):
+        sync.add(2, 0, None)
+    feed(sync, [(0, 400 * MS)])
+    assert sync.counts().drops == {(1, 'queue_overflow'): 1, (2, 'duplicate'): 1,
+                                   (1, 'stale_partial'): 2}
+    assert sync.drops == {'queue_overflow': 1, 'duplicate': 1, 'stale_partial': 2}
+    events = sync.take_events()
+    assert [(e.cause, e.input) for e in events] == [
+        ('queue_overflow', 1), ('stale_partial', 1), ('stale_partial', 1)]
+    assert 'max_wait 0.200 s' in events[1].text and sync.take_events() == []
+
+
+def two_cameras(start_ms: float, count: int, period_ms: float = 100.0) -> list:
+    return by_stamp(stream(0, period_ms, count, start_ms), stream(1, period_ms, count,
+                                                                 start_ms + 2))
+
+
+def test_one_frame_stamped_an_hour_ahead_costs_that_frame_only():
+    sync = ApproximateTimeSync(2, slop_ns=10 * MS, max_wait_ns=500 * MS,
+                               max_jump_ns=5000 * MS)
+    assert len(feed(sync, two_cameras(0, 10))) == 10
+    assert feed(sync, [(0, (1000 + 3_600_000) * MS)]) == []   # held back, not the clock
+    assert sync.pending() == [1, 0]
+    after = feed(sync, two_cameras(1000, 5))                  # the very next set is made
+    assert [s.stamps_ns[0] for s in after] == [(1000 + 100 * k) * MS for k in range(5)]
+    assert sync.counts() == SyncCounts({(0, 'time_jump'): 1}, (0, 0), 1, 0)
+    [event] = sync.take_events()
+    assert (event.cause, event.input) == ('time_jump', 0)
+    assert '+3600.098 s' in event.text and 'dropped as bad stamps' in event.text
+
+
+def test_one_bad_stamp_backward_on_one_camera_is_dropped_alone():
+    sync = ApproximateTimeSync(2, slop_ns=10 * MS, max_wait_ns=500 * MS,
+                               max_jump_ns=5000 * MS)
+    feed(sync, two_cameras(100_000, 3))
+    feed(sync, [(1, 7 * MS)])                       # e.g. a stamp from before a clock sync
+    after = feed(sync, two_cameras(100_300, 2))
+    assert len(after) == 2 and sync.counts().drops == {(1, 'time_jump'): 1}
+
+
+def test_a_bag_loop_resets_once_and_the_sets_go_on():
+    sync = ApproximateTimeSync(2, slop_ns=10 * MS, max_wait_ns=500 * MS,
+                               max_jump_ns=5000 * MS)
+    assert len(feed(sync, two_cameras(0, 100))) == 100        # 0 .. 9.9 s
+    feed(sync, [(0, 10_000 * MS)])                            # queued; 10 s of camera 1 never
+    loop = feed(sync, two_cameras(0, 5))                      # both cameras start again at 0
+    assert [s.stamps_ns for s in loop] == [(100 * k * MS, (100 * k + 2) * MS) for k in range(5)]
+    # the queued 10 s frame was discarded by the reset; nothing was counted out of order
+    assert sync.counts() == SyncCounts({(0, 'time_jump'): 1}, (0, 0), 1, 1)
+    [event] = sync.take_events()
+    assert event.input == 0 and '-10.000 s' in event.text
+    assert 'synchroniser reset, 1 queued frame(s) discarded' in event.text
+
+
+def test_all_cameras_jump_forward_reset_and_go_on():
+    sync = ApproximateTimeSync(3, slop_ns=10 * MS, max_wait_ns=500 * MS,
+                               max_jump_ns=2000 * MS)
+    base = by_stamp(stream(0, 100, 3), stream(1, 100, 3), stream(2, 100, 3))
+    later = by_stamp(stream(0, 100, 3, 60_000), stream(1, 100, 3, 60_000),
+                     stream(2, 100, 3, 60_000))  # e.g. a sim clock that jumped a minute
+    assert len(feed(sync, base)) == 3 and len(feed(sync, later)) == 3
+    assert sync.counts().resets == 1 and sync.drops == {}
+
+
+def test_a_faster_camera_alone_does_not_confirm_its_own_jump():
+    """One camera sends several frames on a new timeline before the others: they wait for
+    another camera to confirm (a bag loop) instead of resetting at once."""
+    sync = ApproximateTimeSync(2, slop_ns=10 * MS, queue_size=3, max_wait_ns=500 * MS,
+                               max_jump_ns=5000 * MS)
+    feed(sync, two_cameras(20_000, 3))
+    assert feed(sync, stream(0, 25, 5)) == []                 # 5 looped frames, 3 are kept
+    assert sync.pending() == [3, 0] and sync.counts().resets == 0
+    sets = feed(sync, [(1, 100 * MS)])                        # camera 1 loops too
+    assert [s.stamps_ns for s in sets] == [(100 * MS, 100 * MS)]
+    assert sync.counts() == SyncCounts({(0, 'time_jump'): 2}, (2, 0), 1, 1)
+
+
+def test_a_single_camera_confirms_its_own_jump():
+    sync = ApproximateTimeSync(1, slop_ns=0, max_wait_ns=500 * MS, max_jump_ns=5000 * MS)
+    feed(sync, stream(0, 100, 100, 50_000))
+    assert feed(sync, [(0, 0)]) == []                         # held: a loop or a bad stamp?
+    assert [s.stamps_ns for s in feed(sync, [(0, 100 * MS)])] == [(0,), (100 * MS,)]
+    assert sync.counts().resets == 1 and sync.drops == {}
+
+
+def test_duplicates_after_a_jump_are_counted_not_lost():
+    sync = ApproximateTimeSync(1, slop_ns=0, max_jump_ns=5000 * MS)
+    feed(sync, [(0, 50_000 * MS)])
+    feed(sync, [(0, 100 * MS)])
+    assert feed(sync, [(0, 100 * MS)]) == [SyncedSet((100 * MS,), ((0, 100 * MS),))]
+    assert sync.drops == {'duplicate': 1}
+    assert [e.cause for e in sync.take_events()] == ['time_jump', 'duplicate']
 
 def test_reset_forgets_queues_and_last_stamps():
     sync = ApproximateTimeSync(2, slop_ns=5 * MS)
@@ -130,7 +257,8 @@ def test_single_input_passes_through():
                                                                ((0, 100 * MS),)]
 
 
-@pytest.mark.parametrize('args', [(0, 5), (2, -1), (2, 5, 0), (2, 5, 10, 4)])
+@pytest.mark.parametrize('args', [(0, 5), (2, -1), (2, 5, 0), (2, 5, 10, 4),
+                                  (2, 5, 10, 100, 99)])
 def test_bad_config_is_rejected(args):
     with pytest.raises(ConfigError):
         ApproximateTimeSync(*args)
