@@ -161,7 +161,10 @@ class BagSource:
         index = {c.image_topic: (i, 'image') for i, c in enumerate(self.topics)}
         index.update({c.info_topic: (i, 'info') for i, c in enumerate(self.topics)
                       if c.info_topic})
-        sync = ApproximateTimeSync(len(self.topics), self._slop_ns, 10, self._max_wait_ns)
+        # A recorded bag is one timeline read once: a gap in it is real (a sparse recording),
+        # not a clock jump to hold frames for (the last frame after one would never come out)
+        sync = ApproximateTimeSync(len(self.topics), self._slop_ns, 10, self._max_wait_ns,
+                                   max_jump_ns=2**62)
         pinholes = self._first_pinholes()
         conns = [c for c in self.reader.connections if c.topic in index]
         for conn, _, raw in self._read(conns):
