@@ -23,14 +23,21 @@ import yaml
 
 from da3_ros.errors import ConfigError
 from da3_ros.ros.depth_params import PARAMS, parse_depth_config
-from da3_ros.ros.slam_params import parse_slam_config
+from da3_ros.ros.slam_params import SLAM_PARAM_NAMES, parse_slam_config
 
 PACKAGE = 'da3_ros'
 DEPTH_NODE, SLAM_NODE = 'da3_depth', 'da3_slam'   # node names = the YAML's top-level keys
 DEPTH_EXECUTABLE, SLAM_EXECUTABLE = 'depth_node', 'slam_node'
 KINDS = {p.name: p.kind for p in PARAMS}
-# depth parameters every launch file exposes as launch arguments ('' = keep the YAML's value)
+# depth parameters every launch file exposes as launch arguments ('' = keep the YAML's value);
+# slam.launch.py gives them to the slam node too (it declares each of them)
 LAUNCH_OVERRIDES = ('model', 'backend', 'model_file', 'device', 'precision', 'process_res')
+ARGUMENT_DESCRIPTIONS = {
+    'params_file': 'parameter YAML with da3_depth (and, for SLAM, da3_slam) ros__parameters',
+    'namespace': "namespace of the started nodes ('' = none)",
+    'camera': 'camera namespace: images on <camera>/image_raw, CameraInfo on '
+              '<camera>/camera_info',
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,17 @@ def coerce(name: str, text: str) -> Any:
         raise ConfigError(f'parameter {name!r}: {text!r} is not a {kind}') from err
 
 
+def argument_description(name: str) -> str:
+    """The `ros2 launch ... -s` description of a launch argument."""
+    if name in ARGUMENT_DESCRIPTIONS:
+        return ARGUMENT_DESCRIPTIONS[name]
+    if name not in LAUNCH_OVERRIDES:
+        raise ConfigError(f'{name!r} is not a launch argument')
+    param = next(p for p in PARAMS if p.name == name)
+    choices = f" (one of {', '.join(param.choices)})" if param.choices else ''
+    return f"{name} of the DA3 node(s): {param.description}{choices}; '' keeps the YAML's value"
+
+
 def _resolve_calibration(params: dict[str, Any], yaml_path: Path) -> dict[str, Any]:
     """rig.calibration_file as given if it exists, else next to the YAML or one folder up (the
     package share folder once installed); made absolute, since nodes run from anywhere."""
@@ -143,10 +161,12 @@ def rig_nodes(params_file: str | Path, overrides: dict[str, Any] | None = None,
 
 def slam_nodes(params_file: str | Path, overrides: dict[str, Any] | None = None,
                namespace: str = '') -> list[NodeDescription]:
-    """Depth node + slam node from one YAML, both validated."""
+    """Depth node + slam node from one YAML, both validated. The overrides (the shared launch
+    arguments: model, device, precision, ...) go to both nodes."""
     slam = read_node_params(params_file, SLAM_NODE)
     if slam is None:
         raise ConfigError(f'{params_file}: no {SLAM_NODE}: ros__parameters section')
+    slam = {**slam, **{k: v for k, v in (overrides or {}).items() if k in SLAM_PARAM_NAMES}}
     try:
         parse_slam_config(slam)
     except ConfigError as err:

@@ -6,7 +6,13 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from da3_ros.launch_logic import LAUNCH_OVERRIDES, config_path, launch_overrides, rig_nodes
+from da3_ros.launch_logic import (
+    LAUNCH_OVERRIDES,
+    argument_description,
+    config_path,
+    launch_overrides,
+    rig_nodes,
+)
 from launch import LaunchDescription
 
 
@@ -20,7 +26,10 @@ def _nodes(context):
 def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument('params_file',
-                               default_value=str(config_path('depth_nuscenes_6cam.yaml'))),
-         DeclareLaunchArgument('namespace', default_value='')]
-        + [DeclareLaunchArgument(k, default_value='') for k in LAUNCH_OVERRIDES]
+                               default_value=str(config_path('depth_nuscenes_6cam.yaml')),
+                               description=argument_description('params_file')),
+         DeclareLaunchArgument('namespace', default_value='',
+                               description=argument_description('namespace'))]
+        + [DeclareLaunchArgument(k, default_value='', description=argument_description(k))
+           for k in LAUNCH_OVERRIDES]
         + [OpaqueFunction(function=_nodes)])

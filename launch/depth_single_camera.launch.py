@@ -6,7 +6,12 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from da3_ros.launch_logic import LAUNCH_OVERRIDES, launch_overrides, single_camera_nodes
+from da3_ros.launch_logic import (
+    LAUNCH_OVERRIDES,
+    argument_description,
+    launch_overrides,
+    single_camera_nodes,
+)
 from launch import LaunchDescription
 
 
@@ -18,6 +23,8 @@ def _nodes(context):
 
 def generate_launch_description():
     return LaunchDescription(
-        [DeclareLaunchArgument('camera', default_value='/camera')]
-        + [DeclareLaunchArgument(k, default_value='') for k in LAUNCH_OVERRIDES]
+        [DeclareLaunchArgument('camera', default_value='/camera',
+                               description=argument_description('camera'))]
+        + [DeclareLaunchArgument(k, default_value='', description=argument_description(k))
+           for k in LAUNCH_OVERRIDES]
         + [OpaqueFunction(function=_nodes)])

@@ -7,7 +7,12 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from da3_ros.launch_logic import LAUNCH_OVERRIDES, launch_overrides, slam_nodes
+from da3_ros.launch_logic import (
+    LAUNCH_OVERRIDES,
+    argument_description,
+    launch_overrides,
+    slam_nodes,
+)
 from launch import LaunchDescription
 
 
@@ -20,7 +25,9 @@ def _nodes(context):
 
 def generate_launch_description():
     return LaunchDescription(
-        [DeclareLaunchArgument('params_file'),
-         DeclareLaunchArgument('namespace', default_value='')]
-        + [DeclareLaunchArgument(k, default_value='') for k in LAUNCH_OVERRIDES]
+        [DeclareLaunchArgument('params_file', description=argument_description('params_file')),
+         DeclareLaunchArgument('namespace', default_value='',
+                               description=argument_description('namespace'))]
+        + [DeclareLaunchArgument(k, default_value='', description=argument_description(k))
+           for k in LAUNCH_OVERRIDES]
         + [OpaqueFunction(function=_nodes)])

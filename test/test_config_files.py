@@ -3,12 +3,15 @@ the rviz2 configs are rviz2 YAML with the displays the package publishes for."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 import yaml
 
+from da3_ros.engine.torch_backend import TorchBackend
 from da3_ros.launch_logic import SLAM_NODE, read_node_params, rig_nodes, slam_nodes
-from da3_ros.ros.depth_params import PARAM_NAMES
+from da3_ros.ros.depth_params import PARAM_NAMES, parse_depth_config
 from da3_ros.ros.slam_params import SLAM_PARAM_NAMES, parse_slam_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,3 +71,30 @@ def test_rviz_configs(name, fixed):
             'rviz_default_plugins/TF'} <= classes
     topics = {d['Topic']['Value'] for d in manager['Displays'] if 'Topic' in d}
     assert '/da3/points' in topics
+
+
+class _TinyNet(torch.nn.Module):
+    """Just enough of a DA3Net for TorchBackend's device / precision checks."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.fast_heads = torch.nn.Linear(2, 2), False
+        self.spec = SimpleNamespace(has_camera=False)
+
+
+@pytest.mark.parametrize('path', PARAM_FILES, ids=lambda p: p.name)
+def test_param_file_runs_on_the_cpu(path):
+    """`device:=cpu` works with every shipped config: both nodes get it (slam.launch.py
+    forwards the shared arguments to both), the parsers accept it, and the torch backend takes
+    the config's precision on the CPU (fp16 would be refused there)."""
+    data = yaml.safe_load(path.read_text())
+    nodes = slam_nodes(path, {'device': 'cpu'}) if SLAM_NODE in data else rig_nodes(
+        path, {'device': 'cpu'})
+    for node in nodes:
+        assert node.parameters['device'] == 'cpu', node.name
+        cfg = (parse_slam_config if node.name == SLAM_NODE else parse_depth_config)(
+            node.parameters)
+        backend = cfg['backend'] if node.name == SLAM_NODE else cfg.backend
+        precision = cfg['precision'] if node.name == SLAM_NODE else cfg.precision
+        if backend == 'torch':
+            assert TorchBackend(_TinyNet(), 'cpu', precision).precision in ('fp32', 'bf16')

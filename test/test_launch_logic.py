@@ -13,6 +13,7 @@ import yaml
 from da3_ros import launch_logic
 from da3_ros.errors import ConfigError
 from da3_ros.launch_logic import (
+    LAUNCH_OVERRIDES,
     coerce,
     config_path,
     launch_overrides,
@@ -123,3 +124,26 @@ def test_launch_file_only_maps_launch_logic(path):
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
     assert {f.name for f in functions} == {'_nodes', 'generate_launch_description'}
     assert all(f.end_lineno - f.lineno < 12 for f in functions)
+
+
+def test_slam_launch_passes_every_shared_argument_to_both_nodes():
+    given = {'model': 'depth-anything/DA3-BASE', 'backend': 'onnxruntime',
+             'model_file': '/models/da3_base.onnx', 'device': 'cpu', 'precision': 'fp32',
+             'process_res': 280}
+    assert set(given) == set(LAUNCH_OVERRIDES)
+    depth, slam = slam_nodes(config_path('slam_stereo_pair.yaml'), given)
+    for node in (depth, slam):
+        assert {k: node.parameters[k] for k in given} == given, node.name
+
+
+@pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
+def test_every_launch_argument_has_a_description(path):
+    """`ros2 launch da3_ros <file> -s` shows a description for every argument."""
+    declared = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+                and getattr(n.func, 'id', '') == 'DeclareLaunchArgument']
+    assert declared
+    for call in declared:
+        assert 'description' in {k.arg for k in call.keywords}, ast.unparse(call)
+    names = {'params_file', 'namespace', 'camera', *LAUNCH_OVERRIDES}
+    assert all(launch_logic.argument_description(name).strip() for name in names)
+    assert 'YAML' in launch_logic.argument_description('precision')  # '' keeps the YAML's value

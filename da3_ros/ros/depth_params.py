@@ -236,6 +236,14 @@ def _check_value(p: Param, value: Any) -> Any:
     return value
 
 
+def check_precision(v: dict) -> None:
+    """fp16 autocast runs on CUDA only (TorchBackend refuses it on the CPU): say so naming
+    `precision`, before a model is loaded. Graph backends ignore precision."""
+    if v['backend'] == 'torch' and v['precision'] == 'fp16' and v['device'] == 'cpu':
+        raise _bad('precision', "fp16 needs a CUDA device; use auto (fp32 on the CPU), fp32 "
+                   "or bf16")
+
+
 def _cameras(v: dict) -> tuple[CameraSpec, ...]:
     namespaces, transports = v['cameras'], v['image_transport']
     if not namespaces:
@@ -293,6 +301,7 @@ def _check_modes(v: dict) -> None:
     if not (device in ('cpu', 'cuda') or (device.startswith('cuda:')
                                           and device[5:].isdigit())):
         raise _bad('device', f"{device!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    check_precision(v)
     if v['compile'] and (v['backend'] != 'torch' or not device.startswith('cuda')
                          or v['precision'] not in ('bf16', 'auto')):
         raise _bad('compile', 'needs backend torch, device cuda and precision bf16 or auto')

@@ -18,6 +18,7 @@ from da3_ros.ros.depth_params import (
     Param,
     _bad,
     _check_value,
+    check_precision,
     check_sync,
     declare_params,
 )
@@ -212,6 +213,7 @@ def _check(v: dict) -> None:
             raise _bad('model_file', f"the {v['backend']} backend needs a model file")
         if v['backend'] == 'torch' and v['model_file']:
             raise _bad('model_file', 'the torch backend loads `model`; leave it empty')
+        check_precision(v)
     if v['map.load_path'] and not (Path(v['map.load_path']) / 'metadata.json').is_file():
         raise _bad('map.load_path', f"{v['map.load_path']!r} is not a saved map folder")
 

@@ -53,6 +53,7 @@ def test_defaults_and_topics():
      'rig.calibration_file'),
     ({'backend': 'tensorrt'}, 'model_file'),
     ({'device': 'gpu'}, 'device'),
+    ({'device': 'cpu', 'precision': 'fp16'}, 'precision'),    # fp16 autocast needs CUDA
     ({'compile': True, 'device': 'cpu', 'precision': 'bf16'}, 'compile'),
     ({'compile': True, 'device': 'cuda', 'precision': 'fp32'}, 'compile'),
     ({'compile': True, 'device': 'cuda', 'precision': 'bf16', 'backend': 'onnxruntime',
