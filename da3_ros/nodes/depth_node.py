@@ -38,7 +38,7 @@ from da3_ros.ros.depth_pipeline import DepthPipeline
 from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics
 from da3_ros.ros.errors import MessageError, SyncError, TfError
 from da3_ros.ros.image_conversion import compressed_to_rgb, copy_header, image_to_rgb
-from da3_ros.ros.node_main import run_node
+from da3_ros.ros.node_main import STOP_WAIT_S, run_node
 from da3_ros.ros.publish_thread import PublishThread
 from da3_ros.ros.rig_calibration import extrinsics_from_tf, load_rig_calibration
 from da3_ros.ros.tf_buffer import TfBroadcaster, TfBuffer, TfListener
@@ -277,6 +277,8 @@ class DepthNode(Node):
         frames = Frames(fixed, self._T_from_world(fixed, world, synced.stamp_ns), parent,
                         self._T_from_world(parent, world, synced.stamp_ns), T is None)
         out = self.pipeline.run(inputs, K, T, synced.stamp_ns, frames, self.diag.stage)
+        if self._stopping:  # the node is stopping: the set in flight is not published
+            return
         self.publisher.submit((out, synced_at))      # the next set starts while this publishes
 
     def _publish(self, item) -> None:
@@ -338,13 +340,15 @@ class DepthNode(Node):
                                                    extra))
 
     def destroy_node(self):
-        for decoder in self._decoders:
-            if decoder is not None:
-                decoder.shutdown(wait=False, cancel_futures=True)
+        """Stop taking sets, let the set in flight finish its network call without publishing
+        it (up to STOP_WAIT_S), join the threads; then destroy the node."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
-        self._worker.join(timeout=5.0)
+        for decoder in self._decoders:
+            if decoder is not None:
+                decoder.shutdown(wait=True, cancel_futures=True)
+        self._worker.join(timeout=STOP_WAIT_S)
         self.publisher.stop()
         return super().destroy_node()
 

@@ -23,7 +23,7 @@ from da3_ros.errors import ConfigError, Da3RosError
 from da3_ros.ros import qos
 from da3_ros.ros import slam_outputs as out
 from da3_ros.ros.diagnostics import CauseThrottle
-from da3_ros.ros.node_main import run_node
+from da3_ros.ros.node_main import STOP_WAIT_S, run_node
 from da3_ros.ros.slam_frames import SlamFrames
 from da3_ros.ros.slam_inputs import system_factory
 from da3_ros.ros.slam_params import declare_slam_params
@@ -65,7 +65,7 @@ class SlamNode(Node):
             self.out.publish_prior(cfg['map.load_path'])
         with self.lock:
             self._last_summary = self._summary()    # what diagnostics show during a chunk
-        self.worker = threading.Thread(target=self._work, daemon=True)
+        self.worker = threading.Thread(target=self._work, name='da3_slam_worker', daemon=True)
         self.worker.start()
 
     def _drop(self, cause: str, text: str) -> None:
@@ -91,7 +91,7 @@ class SlamNode(Node):
                 frame = self.queue.popleft()
             try:
                 with self.lock:
-                    if self.session.add(frame):
+                    if self.session.add(frame) and not self.stopping:  # stopping: no output
                         problem = self.out.publish_chunk(self.session, frame.stamp_ns,
                                                          sum(self.drops.values()))
                         if problem:
@@ -155,7 +155,7 @@ class SlamNode(Node):
         with self.wake:
             self.stopping = True
             self.wake.notify()
-        self.worker.join(timeout=10.0)
+        self.worker.join(timeout=STOP_WAIT_S)  # the chunk in flight ends, unpublished
         return super().destroy_node()
 
 
