@@ -87,28 +87,8 @@ pip_install_triton_interpreter() {
   "$V/bin/python" -m pip install -q --no-deps --target "$V/triton-interpreter" triton==3.6.0
 }
 
-patch_cmake_paths() {
-  # §3: the wheels' exported CMake files hard-code the wheel builder's include paths. Needed
-  # again after any pip (re)install of a ros-* wheel; `|| true` because grep -l exits 1 once
-  # nothing is left to patch.
-  local pyinc npinc
-  pyinc=$("$V/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-  npinc=$("$V/bin/python" -c 'import numpy; print(numpy.get_include())')
-  { grep -rlF /opt/python/cp311-cp311 "$V/share" --include='*.cmake' || true; } | xargs -r sed -i \
-    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#${npinc}#g" \
-    -e "s#/opt/python/cp311-cp311/include/python3.11#${pyinc}#g"
-}
-
-cmake_build() {  # cmake_build SOURCE_DIR BUILD_DIR: generate, build and install into the venv
-  local generator=Ninja
-  command -v ninja >/dev/null || generator='Unix Makefiles'
-  cmake -S "$1" -B "$2" -G "$generator" -Wno-dev \
-    -DCMAKE_PREFIX_PATH="$V" -DCMAKE_INSTALL_PREFIX="$V" \
-    -DPython3_EXECUTABLE="$V/bin/python" -DBUILD_TESTING=OFF >"$2.log" 2>&1 \
-    || { cat "$2.log" >&2; return 1; }
-  cmake --build "$2" -j "$JOBS" >>"$2.log" 2>&1 || { tail -n 60 "$2.log" >&2; return 1; }
-  cmake --install "$2" >>"$2.log" 2>&1 || { tail -n 60 "$2.log" >&2; return 1; }
-}
+# patch_cmake_paths, cmake_build
+. "$ROOT/scripts/ros_cmake.sh"
 
 pip_install_self() {
   # Editable install: the `da3-ros` console script and pip metadata. It must run BEFORE the CMake

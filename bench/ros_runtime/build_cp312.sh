@@ -102,28 +102,8 @@ make_venv() {
     2> >(grep -v "^WARNING: Location 'file:" >&2)
 }
 
-patch_cmake_paths() {
-  # As setup.sh's patch_cmake_paths, for whatever /opt/python/cpXY-cpXY the wheels were built with (cp312 here). `|| true`:
-  # grep -l exits 1 once everything is patched.
-  local pyinc npinc
-  pyinc=$("$V/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-  npinc=$("$V/bin/python" -c 'import numpy; print(numpy.get_include())')
-  { grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$V/share" --include='*.cmake' || true; } \
-    | xargs -r sed -i -E \
-      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${npinc}#g" \
-      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${pyinc}#g"
-}
-
-cmake_build() {  # cmake_build SOURCE_DIR BUILD_DIR: generate, build, install into $V (setup.sh's)
-  local generator=Ninja
-  command -v ninja >/dev/null || generator='Unix Makefiles'
-  cmake -S "$1" -B "$2" -G "$generator" -Wno-dev \
-    -DCMAKE_PREFIX_PATH="$V" -DCMAKE_INSTALL_PREFIX="$V" \
-    -DPython3_EXECUTABLE="$V/bin/python" -DBUILD_TESTING=OFF >"$2.log" 2>&1 \
-    || { cat "$2.log" >&2; return 1; }
-  cmake --build "$2" -j "$JOBS" >>"$2.log" 2>&1 || { tail -n 60 "$2.log" >&2; return 1; }
-  cmake --install "$2" >>"$2.log" 2>&1 || { tail -n 60 "$2.log" >&2; return 1; }
-}
+# patch_cmake_paths, cmake_build
+. "$ROOT/scripts/ros_cmake.sh"
 
 pack_generated() {
   # Only what the two installs wrote (install_manifest.txt, which has no final newline: hence
