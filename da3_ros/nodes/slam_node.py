@@ -65,6 +65,13 @@ class SlamNode(Node):
             self.out.publish_prior(cfg['map.load_path'])
         with self.lock:
             self._last_summary = self._summary()    # what diagnostics show during a chunk
+        source = (cfg['rig_depth_topic'] if cfg['input_mode'] == 'rig_depth'
+                  else f"{len(cfg['cameras'])} cameras {cfg['cameras']}")
+        network = ('simulated predictor (test)' if cfg['predictor'] == 'simulated' else
+                   f"{cfg['model']} on {cfg['backend']}/{cfg['device']} {cfg['precision']}")
+        self.get_logger().info(
+            f"SLAM on {source}: {network}, chunks of {cfg['chunk.size']} frames "
+            f"(overlap {cfg['chunk.overlap']}), loops {'on' if cfg['loops.enabled'] else 'off'}")
         self.worker = threading.Thread(target=self._work, name='da3_slam_worker', daemon=True)
         self.worker.start()
 

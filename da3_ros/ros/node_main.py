@@ -10,6 +10,7 @@ node is destroyed and rclpy shut down: exit code 0. Further signals are ignored.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -27,6 +28,37 @@ STOP_WAIT_S = 60.0  # how long destroy_node waits for a worker's set / chunk in 
 _SPIN_PERIOD_S = 0.1  # how soon the spin loop sees a signal
 
 
+class RosLogHandler(logging.Handler):
+    """Python `logging` records -> an rclpy logger, so that what the ROS-free core logs (the
+    SLAM system's fallbacks, the engine's compile and capture warnings) reaches the node's
+    console output and /rosout like the node's own lines."""
+
+    LEVELS = ((logging.CRITICAL, 'fatal'), (logging.ERROR, 'error'),
+              (logging.WARNING, 'warning'), (logging.INFO, 'info'))
+
+    def __init__(self, ros_logger):
+        super().__init__(logging.INFO)
+        self.ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = next((name for no, name in self.LEVELS if record.levelno >= no), 'debug')
+            getattr(self.ros_logger, level)(f'[{record.name}] {self.format(record)}')
+        except Exception:  # a log line must never take the node down
+            self.handleError(record)
+
+
+def bridge_python_logging(node: Node) -> RosLogHandler:
+    """Forward the 'da3_ros' Python loggers (INFO and up) to node's logger; returns the
+    handler (remove it with logging.getLogger('da3_ros').removeHandler)."""
+    handler = RosLogHandler(node.get_logger())
+    package = logging.getLogger('da3_ros')
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    package.propagate = False          # printed once, by rclpy, not again by Python's stderr
+    return handler
+
+
 def run_node(make_node: Callable[[], Node], logger_name: str, args=None) -> int:
     """Init rclpy, build the node, spin until SIGINT / SIGTERM / shutdown; 2 when the node
     refuses to start (ConfigError and other da3_ros errors from its constructor, logged as
@@ -39,6 +71,7 @@ def run_node(make_node: Callable[[], Node], logger_name: str, args=None) -> int:
         logger.fatal(f'bad parameter, not starting: {err}')
         rclpy.try_shutdown()
         return 2
+    bridge_python_logging(node)
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:  # runs on the main thread, between bytecodes

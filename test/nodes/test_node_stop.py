@@ -67,6 +67,8 @@ def test_sigint_during_a_chunk_stops_the_slam_node_cleanly(tmp_path, request, da
     try:
         run_helper('set_publisher.py', ['--cameras', 'st_a', '--frames', '2', '--wait',
                                         'state=processing_chunk'], env, node, log)
-        signal_and_wait(node, log, [signal.SIGINT])
+        text = signal_and_wait(node, log, [signal.SIGINT])
     finally:
         stop(node)
+    # the start-up line says what runs (issue 15 item 11)
+    assert "SLAM on 1 cameras ['/st_a']: " in text and 'chunks of 2 frames (overlap 1)' in text
