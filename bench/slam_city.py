@@ -1,4 +1,4 @@
-"""SLAM backend benchmark on simulated chunks (slam.md §8): ATE / RPE with evo, loop
+"""SLAM backend benchmark on simulated chunks: ATE / RPE with evo, loop
 precision, backend time vs real time, and peak memory.
 
     .venv/bin/python bench/slam_city.py --seeds 0 1 2 3 4 --jobs 2 --out /tmp/city.json

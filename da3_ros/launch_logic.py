@@ -1,6 +1,6 @@
 """What the launch files start, as plain data: a rig parameter YAML -> node descriptions.
 
-launch and launch_ros are not installable here (ARCHITECTURE.md §3), so every decision lives in
+launch and launch_ros are not installable here, so every decision lives in
 this module and the files in launch/ only map `NodeDescription`s onto launch_ros.actions.Node:
 
     for d in rig_nodes('config/stereo_pair.yaml', {'device': 'cpu'}):

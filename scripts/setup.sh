@@ -2,7 +2,6 @@
 # The one setup command: builds .venv with ROS 2 Jazzy (PyPI wheels), torch and the test tools,
 # generates tf2_msgs and da3_ros's messages into it, and smoke-tests the result.
 # Idempotent: re-running only adds what is missing and rebuilds incrementally.
-# The recipe and its traps are documented in shared/design/ros-wheels.md (§ numbers below).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

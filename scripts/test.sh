@@ -15,7 +15,7 @@ fi
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 # The wheels' .pth hook does not set it; ament_index lookups (share/, launch) need it.
 export AMENT_PREFIX_PATH="$V"
-# 64 MiB shared-memory segments, so large messages are not dropped (ros-wheels.md §8).
+# 64 MiB shared-memory segments, so large messages are not dropped.
 # Fast DDS 2.x (Jazzy) reads FASTRTPS_..., Fast DDS 3.x reads FASTDDS_...
 export FASTRTPS_DEFAULT_PROFILES_FILE="$ROOT/config/fastdds_big_shm.xml"
 export FASTDDS_DEFAULT_PROFILES_FILE="$ROOT/config/fastdds_big_shm.xml"

@@ -1,4 +1,4 @@
-"""Imports point one way: the pure core never imports ROS (STYLE.md rule 1)."""
+"""Imports point one way: the pure core never imports ROS."""
 from __future__ import annotations
 
 import subprocess

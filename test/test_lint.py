@@ -1,4 +1,4 @@
-"""House style (STYLE.md rule 12): ruff at 99 columns over the package and the tests."""
+"""House style: ruff at 99 columns over the package and the tests."""
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,4 @@
-"""Scale of given extrinsics relative to predicted ones (official API, da3-model.md §7.4).
+"""Scale of given extrinsics relative to predicted ones (official API).
 
 The official `align_poses_umeyama(predicted, given, ransac=S >= 10, random_state=42)` fits a
 Sim(3) on camera centres that maps the *given* poses onto the *predicted* ones; its scale s

@@ -1,4 +1,4 @@
-"""Prediction: what every backend returns for one multi-view call (ARCHITECTURE.md §2).
+"""Prediction: what every backend returns for one multi-view call.
 
 Arrays are per view, at the network's processing resolution (H, W); the bookkeeping that maps
 them back to each input image is kept alongside (`views`). `Prediction` holds numpy arrays on

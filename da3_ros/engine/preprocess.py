@@ -1,4 +1,4 @@
-"""Image preprocessing for DA3, bit-exact with the official `InputProcessor` (design §3, §6.3).
+"""Image preprocessing for DA3, bit-exact with the official `InputProcessor`.
 
 Two paths share one `ResizePlan`:
 * `preprocess` (numpy + cv2 on the host) reproduces the official network tensor to <= 1e-6
@@ -6,7 +6,7 @@ Two paths share one `ResizePlan`:
 * `preprocess_torch` (torch ops only, any device) matches it to 1 uint8 step without host
   round trips, for views that share one size; its measured tolerance is in its docstring.
 
-Also `normalize_extrinsics`, the API's camera-conditioning normalisation (§6.3).
+Also `normalize_extrinsics`, the API's camera-conditioning normalisation.
 """
 from __future__ import annotations
 
@@ -318,7 +318,7 @@ def _fast_core():
 
 
 def normalize_extrinsics(T_cam_world: np.ndarray) -> tuple[np.ndarray, float]:
-    """The official API's normalisation of input extrinsics for camera conditioning (§6.3).
+    """The official API's normalisation of input extrinsics for camera conditioning.
 
     T_cam_world: (S, 4, 4) float, world -> camera (OpenCV), metres, last row [0, 0, 0, 1]
     returns (T_norm (S, 4, 4) float64, scale): T_norm_v = T_v @ inv(T_0) (view 0 becomes the

@@ -4,7 +4,7 @@
     entry.engine_path   # engines/da3-small_280x504_fp16_<16 hex>.engine (+ .json sidecar)
 
 One engine per ONNX file, hence per resolution: the position embeddings and RoPE tables are
-constants for the file's (H, W) (da3-model.md §8), so "profiles over resolution" means one
+constants for the file's (H, W), so "profiles over resolution" means one
 ONNX export and one engine per (H, W). Inside an engine only the view axis S is dynamic; its
 optimization profile is `ViewProfile` (min/opt/max views), applied to 'images' (1, S, 3, H, W)
 and, for camera-conditioned files, 'pose_enc' (1, S, 9).

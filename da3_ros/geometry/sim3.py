@@ -1,6 +1,6 @@
 """Similarity transforms Sim(3): x_a = s * R @ x_b + t, and batched SE(3) helpers.
 
-A `Sim3` named `T_a_b` maps points from frame b into frame a (STYLE.md rule 4). Chunk
+A `Sim3` named `T_a_b` maps points from frame b into frame a. Chunk
 frames of the SLAM are related to the world by a Sim(3) because every DA3 chunk has its
 own (unknown) scale; camera poses inside one chunk are rigid (SE(3), 4x4 matrices).
 """

@@ -1,6 +1,6 @@
 """DA3's DINOv2 backbone with alternating local (per view) and global (all views) attention.
 
-Schedule (da3-model.md §4.3): blocks before alt_start are local; from alt_start on, odd blocks
+Schedule: blocks before alt_start are local; from alt_start on, odd blocks
 are global and even blocks local, all with QK-norm and RoPE. The camera token replaces token 0
 of every view just before block alt_start.
 

@@ -1,6 +1,6 @@
 """Camera encoder (poses -> tokens) and decoder (tokens -> poses), and the 9-d pose encoding.
 
-Pose encoding (da3-model.md §6.1): [t (3), quat_xyzw (4), fov_h, fov_w] of the camera-to-world
+Pose encoding: [t (3), quat_xyzw (4), fov_h, fov_w] of the camera-to-world
 pose; OpenCV camera axes; fov in radians from the network-input image size.
 """
 from __future__ import annotations

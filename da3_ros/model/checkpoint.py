@@ -1,7 +1,7 @@
 """Official checkpoints: a folder or Hugging Face repo with config.json + model.safetensors.
 
 Keys in the file carry the hub wrapper's `model.` prefix, and tied tensors are stored once
-(the aux-head LayerNorm, da3-model.md §2.6). Loading is strict: missing, unexpected or
+(the aux-head LayerNorm). Loading is strict: missing, unexpected or
 mis-shaped tensors raise CheckpointError naming them.
 """
 from __future__ import annotations

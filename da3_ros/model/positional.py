@@ -1,6 +1,6 @@
 """Position encodings computed for the actual input size: pos-embed resize, 2-D RoPE, UV embed.
 
-Everything here depends only on integer sizes, so traced graphs see constants (da3-model.md §8):
+Everything here depends only on integer sizes, so traced graphs see constants:
 no interpolate-with-scale-factor, no data-dependent table lengths, no Python-side caches.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Host-side post-processing (RANSAC, SVD, QR are not exportable). It follows the official
 algorithm step for step, including the order in which it draws random numbers, so a seeded run
-reproduces the official result (da3-model.md §6.4).
+reproduces the official result.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The released DA3 variants as frozen specs, and the Hugging Face repositories that hold them.
 
-Numbers come from the official bundled yaml files (da3-model.md §1.3). A spec can be shrunk with
+Numbers come from the official bundled yaml files. A spec can be shrunk with
 `dataclasses.replace` (fewer blocks) to exercise a large variant's exact code path quickly.
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ SENSOR_DATA: QoSProfile = qos_profile_sensor_data
 
 
 def reliable(depth: int = 10) -> QoSProfile:
-    """Reliable, volatile, keep last `depth`: for tests that count messages (ros-wheels.md §8)."""
+    """Reliable, volatile, keep last `depth`: for tests that count messages."""
     return QoSProfile(
         depth=depth,
         reliability=ReliabilityPolicy.RELIABLE,

@@ -1,6 +1,6 @@
 """A small tf2 replacement: TFMessage <-> 4x4 matrices, a lookup buffer, and publishers.
 
-tf2_ros is not installable here (ARCHITECTURE.md §3). TfBuffer keeps the transform tree from
+tf2_ros is not installable here. TfBuffer keeps the transform tree from
 /tf_static and /tf and answers lookup(target, source) by chaining through the common ancestor.
 Dynamic transforms are NOT interpolated: a lookup at a stamp uses each edge's transform with the
 nearest stamp (optionally within a tolerance), which is enough for camera rigs and slow frames.

@@ -1,8 +1,8 @@
 """Grouping a frame stream into chunks of C frames that overlap by O frames.
 
 Chunk i covers frames [i * step, i * step + C) with step = C - O; at the end of the stream
-one shorter chunk takes the remaining frames plus the O frames shared with its predecessor
-(slam.md §1.2). Frame ownership (whose pose is reported for a frame): the first half of an
+one shorter chunk takes the remaining frames plus the O frames shared with its predecessor.
+Frame ownership (whose pose is reported for a frame): the first half of an
 overlap stays with the older chunk, the second half goes to the newer one, so the pose
 switches in the middle of the overlap rather than at its edge.
 """

@@ -2,12 +2,12 @@
 consistency, and a post-optimisation residual gate.
 
 A network asked to explain two different places as one scene still returns a confident,
-well aligned loop chunk (slam.md §3.4), so alignment quality alone cannot reject a false
+well aligned loop chunk, so alignment quality alone cannot reject a false
 loop. What a false loop cannot fake is agreement with the other loops: two true loops
 between the same two stretches of road close a cycle (loop, short odometry, loop, short
 odometry) to identity. All thresholds are relative to the run's own statistics or to the
 odometry lengths, never absolute metres (an absolute gate rejected every true loop of the
-hard profile in the calibration run, slam.md §8.6).
+hard profile in the calibration run).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Descriptors are unit vectors (pooled backbone tokens), so the inner product is the cosine
 similarity. Every new frame queries the frames older than `exclude_frames`; the hits above
 the threshold (top-k per query) are thinned by greedy non-maximum suppression in frame
-space (slam.md §3.2), so one revisit yields a few well separated pairs, not hundreds.
+space, so one revisit yields a few well separated pairs, not hundreds.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Robust, confidence-weighted Sim(3) between two predictions of the same frames.
 
 Both chunks predicted depth for the same images, so the same pixel of the same view is a
-correspondence (slam.md §2.1). Residuals are divided by the target depth, so the Cauchy
+correspondence. Residuals are divided by the target depth, so the Cauchy
 kernel means "a few percent of the range" near and far alike (the reference's absolute
 0.1 m Huber lets far points dominate).
 

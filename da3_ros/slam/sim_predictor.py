@@ -1,10 +1,9 @@
 """A simulated chunk predictor: DA3-like outputs from a ground-truth trajectory with
-configurable errors (slam.md §8.3), descriptors from the true place, and false loops.
+configurable errors, descriptors from the true place, and false loops.
 
 The scene is analytic per frame: a road 1.65 m below the camera and two 12 m facades
 whose lateral distances vary smoothly with the camera's world position; everything else is
-sky (conf 0). The SLAM matches the same pixel of the same frame across chunks (slam.md
-§8.1), so per-frame consistency is all alignment needs; tying the facades to the world
+sky (conf 0). The SLAM matches the same pixel of the same frame across chunks, so per-frame consistency is all alignment needs; tying the facades to the world
 position (not the frame index) also makes a revisit see the same street again, which is
 what a map-memory measurement over two laps needs.
 """
@@ -27,7 +26,7 @@ SKY_M = 80.0
 
 @dataclass(frozen=True)
 class NoiseProfile:
-    """Error model of one chunk prediction (slam.md §8.3 table); angles in degrees."""
+    """Error model of one chunk prediction ; angles in degrees."""
 
     scale_sigma: float = 0.05          # per-chunk log-normal scale error
     scale_gradient_sigma: float = 0.02
@@ -113,7 +112,7 @@ class FalseLoop:
 def plan_false_loops(gt: GroundTruth, count: int, rng: np.random.Generator,
                      min_distance_m: float = 200.0, min_gap: int = 400,
                      spacing: int = 200) -> list[FalseLoop]:
-    """`count` random frame pairs more than `min_distance_m` apart (slam.md §8.3); the
+    """`count` random frame pairs more than `min_distance_m` apart; the
     match is at least `min_gap` frames older, queries are `spacing` frames apart."""
     pos, loops = gt.positions, []
     while len(loops) < count:

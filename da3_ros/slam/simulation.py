@@ -1,4 +1,4 @@
-"""Ground-truth trajectories for simulation: the synthetic city grid (slam.md §8.2) and
+"""Ground-truth trajectories for simulation: the synthetic city grid and
 the real GT files in shared/data/trajectories (KITTI, TUM RGB-D, EuRoC).
 
 All trajectories are camera poses T_world_cam (OpenCV camera: x right, y down, z forward),
@@ -66,7 +66,7 @@ def look_along(forward: np.ndarray) -> np.ndarray:
 
 def city_grid(block_m: float = BLOCK_M, spacing_m: float = 1.0, fillet_m: float = 15.0,
               jitter_deg: float = 0.2, fps: float = 10.0, seed: int = 0) -> GroundTruth:
-    """The ~4.7 km 'city-grid-4.7km' loop with revisits after 3 km (slam.md §8.2); a
+    """The ~4.7 km 'city-grid-4.7km' loop with revisits after 3 km; a
     smaller block_m gives the same shape at a smaller scale (fast tests)."""
     dense = _fillet_polyline(np.asarray(CITY_WAYPOINTS, float) * block_m, fillet_m)
     arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(dense, axis=0), axis=1))]

@@ -1,4 +1,4 @@
-"""Make the official DA3 preprocessing and API class importable in tests (design §9).
+"""Make the official DA3 preprocessing and API class importable in tests.
 
 torchvision has no wheel that fits torch 2.13 CPU here, so a stand-in module with the three
 transforms the official `InputProcessor` uses (ToTensor, Normalize, CenterCrop) is registered
@@ -120,8 +120,8 @@ def official_normalize_extrinsics(T_cam_world: np.ndarray) -> np.ndarray:
 def official_api(official_net: torch.nn.Module, model_name: str):
     """A `DepthAnything3` around an already built official network, with its forward in fp32.
 
-    The official `forward` autocasts to fp16 on CPU (da3-model.md §7.6); for parity the wrapped
-    network is called directly, as §9 recommends. Everything else (`inference`: preprocessing,
+    The official `forward` autocasts to fp16 on CPU; for parity the wrapped
+    network is called directly. Everything else (`inference`: preprocessing,
     extrinsics normalisation, output processing, Umeyama alignment) is the official code.
     """
     cls = api_class()

@@ -1,4 +1,4 @@
-"""Preprocessing parity with the official DA3 InputProcessor / API (design §3, §6.3)."""
+"""Preprocessing parity with the official DA3 InputProcessor / API."""
 from __future__ import annotations
 
 import functools
@@ -26,7 +26,7 @@ SOH = sorted((DATA / 'da3_examples/SOH').glob('*.png'))
 ARGO = DATA / 'argoverse1_stereo_disparity_gt/stereo_front_left_rect_1.jpg'
 TORCH_MAX_U8, TORCH_MEAN_U8 = 2.0, 0.01   # measured: max 1, mean <= 0.001 (uint8 units)
 
-# §3 table: (W, H, method, network (H, W), fx, fy, cx, cy) for K = [1000 0 W/2; 0 1000 H/2]
+# (W, H, method, network (H, W), fx, fy, cx, cy) for K = [1000 0 W/2; 0 1000 H/2]
 TABLE = [
     (1600, 1200, 'upper_bound_resize', (378, 504), 315, 315, 252, 189),
     (1280, 720, 'upper_bound_resize', (280, 504), 393.75, 388.8889, 252, 140),

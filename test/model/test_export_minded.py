@@ -59,7 +59,7 @@ def test_rope_equals_official(layout):
 def test_traced_graph_serves_any_view_count():
     """Traced once with 2 views, the graph reproduces eager results for 3 and 5 views: nothing
     in the forward is unrolled per view. (Reference-view selection for S >= 3 is a host-side
-    choice, da3-model.md §8; with 'first' it is the identity.)"""
+    choice; with 'first' it is the identity.)"""
     official, _ = build_pair('da3-small')
     net = build('da3-small').eval().requires_grad_(False)
     net.load_state_dict(official.state_dict())

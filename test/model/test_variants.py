@@ -10,7 +10,7 @@ from da3_ros.errors import ConfigError
 from da3_ros.model import HF_REPOS, VARIANTS, build, get_spec
 from official_nets import no_init, official_config
 
-# Deduplicated parameter counts and key counts in the official files (da3-model.md §1.4).
+# Deduplicated parameter counts and key counts in the official files.
 EXPECTED = {
     'da3-small': (34_299_463, 443, 437),
     'da3-base': (135_366_599, 443, 437),

@@ -1,4 +1,4 @@
-"""Chunk windows against the closed-form rule of slam.md §1.2."""
+"""Chunk windows against their closed-form rule."""
 import math
 
 import pytest
