@@ -3,7 +3,8 @@
     predictor = Predictor(TorchBackend.from_pretrained('depth-anything/DA3-SMALL', 'cuda'))
     pred = predictor.predict([rgb_front, rgb_left, rgb_right], intrinsics=K, extrinsics=T)
 
-It does what the official `DepthAnything3.inference` does around the network: resize/crop/normalise, camera-conditioning normalisation, then the network (with
+It does what the official `DepthAnything3.inference` does around the network:
+resize/crop/normalise, camera-conditioning normalisation, then the network (with
 its in-network post-processing), then sky mask, metric scaling and alignment to the scale of
 given extrinsics. Additions over the official API: metres for DA3METRIC when intrinsics are
 given (focal / 300), any view count for the extrinsics alignment (S = 1, 2 and collinear rigs

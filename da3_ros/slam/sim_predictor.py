@@ -3,7 +3,8 @@ configurable errors, descriptors from the true place, and false loops.
 
 The scene is analytic per frame: a road 1.65 m below the camera and two 12 m facades
 whose lateral distances vary smoothly with the camera's world position; everything else is
-sky (conf 0). The SLAM matches the same pixel of the same frame across chunks, so per-frame consistency is all alignment needs; tying the facades to the world
+sky (conf 0). The SLAM matches the same pixel of the same frame across chunks, so per-frame
+consistency is all alignment needs; tying the facades to the world
 position (not the frame index) also makes a revisit see the same street again, which is
 what a map-memory measurement over two laps needs.
 """
