@@ -1,11 +1,12 @@
-"""The README's parameter tables, generated from the nodes' declaration tables.
+"""The parameter tables of docs/nodes.md, generated from the nodes' declaration tables.
 
     .venv/bin/python scripts/param_tables.py           # print the tables
-    .venv/bin/python scripts/param_tables.py --write   # replace them in README.md
-    .venv/bin/python scripts/param_tables.py --check   # exit 1 if README.md differs
+    .venv/bin/python scripts/param_tables.py --write   # replace them in docs/nodes.md
+    .venv/bin/python scripts/param_tables.py --check   # exit 1 if docs/nodes.md differs
 
 Sources: da3_ros/ros/depth_params.py (PARAMS) and da3_ros/ros/slam_params.py (SLAM_PARAMS). In
-README.md each table sits between `<!-- BEGIN params: NODE -->` and `<!-- END params: NODE -->`.
+docs/nodes.md each table sits between `<!-- BEGIN params: NODE -->` and
+`<!-- END params: NODE -->`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / 'README.md'
+README = ROOT / 'docs' / 'nodes.md'
 
 
 def _cell(text: str) -> str:
@@ -65,15 +66,15 @@ def with_tables(text: str, generated: dict[str, str]) -> str:
         begin, end = f'<!-- BEGIN params: {node} -->\n', f'<!-- END params: {node} -->'
         match = re.search(re.escape(begin) + '.*?' + re.escape(end), text, re.S)
         if match is None:
-            raise SystemExit(f'README.md has no block for {node}')
+            raise SystemExit(f'docs/nodes.md has no block for {node}')
         text = text[:match.start()] + begin + body + '\n' + end + text[match.end():]
     return text
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--write', action='store_true', help='update README.md in place')
-    parser.add_argument('--check', action='store_true', help='exit 1 if README.md is stale')
+    parser.add_argument('--write', action='store_true', help='update docs/nodes.md in place')
+    parser.add_argument('--check', action='store_true', help='exit 1 if docs/nodes.md is stale')
     args = parser.parse_args()
     generated = tables()
     if not (args.write or args.check):
@@ -85,7 +86,7 @@ def main() -> int:
         README.write_text(new)
         return 0
     if new != text:
-        print('README.md parameter tables are stale: run scripts/param_tables.py --write',
+        print('docs/nodes.md parameter tables are stale: run scripts/param_tables.py --write',
               file=sys.stderr)
         return 1
     return 0

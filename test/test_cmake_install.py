@@ -1,5 +1,5 @@
-"""The CMake/colcon build installs the `da3-ros` command (README: "Inside a ROS 2 workspace"),
-as setup.py's console script does for pip installs."""
+"""The CMake/colcon build installs the `da3-ros` command (docs/packaging.md, "Inside a ROS 2
+workspace"), as setup.py's console script does for pip installs."""
 from __future__ import annotations
 
 import os

@@ -13,7 +13,7 @@ Rosdep keys were checked against rosdistro's rosdep/python.yaml (ros/rosdistro):
   python3-huggingface-hub-pip (ros/rosdistro#48989).
   no key: safetensors; onnx; tensorrt; evo. gtsam: the key `gtsam` is the ROS package
   ros-jazzy-gtsam (C++ only, no Python module), and a pip key for it was declined
-  (ros/rosdistro#35940). These two are installed with pip, as README.md says.
+  (ros/rosdistro#35940). These two are installed with pip, as docs/packaging.md says.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_XML = ROOT / 'package.xml'
-README = ROOT / 'README.md'
+README = ROOT / 'docs' / 'packaging.md'
 
 # Import name -> the rosdep key that provides it (ROS packages are their own key).
 ROSDEP_KEY = {
@@ -54,7 +54,7 @@ ROSDEP_KEY = {
     'rosbags': 'python3-rosbags-pip',
 }
 
-# Runtime imports that no rosdep key installs: README.md must say how they are installed.
+# Runtime imports that no rosdep key installs: docs/packaging.md must say how they are installed.
 NO_ROSDEP_KEY = {
     'safetensors': 'no key in rosdistro',
     'gtsam': 'the `gtsam` key is ros-jazzy-gtsam, which has no Python module',

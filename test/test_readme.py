@@ -1,5 +1,5 @@
-"""README.md stays true to the code: its parameter tables equal the nodes' declarations, and
-every `da3-ros` command it shows is accepted by the CLI's parser."""
+"""README.md and docs/ stay true to the code: the parameter tables equal the nodes'
+declarations, and every `da3-ros` command they show is accepted by the CLI's parser."""
 from __future__ import annotations
 
 import re
@@ -13,7 +13,9 @@ import pytest
 from da3_ros.cli import make_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / 'README.md').read_text()
+# the front page and the pages it links: the documentation a user reads
+README = '\n'.join(p.read_text() for p in [ROOT / 'README.md',
+                                             *sorted((ROOT / 'docs').glob('*.md'))])
 
 
 def test_parameter_tables_are_generated_from_the_declarations():
