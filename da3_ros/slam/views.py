@@ -53,10 +53,14 @@ class ChunkViews:
 
 
 def pixel_rays(K: np.ndarray, hw: tuple[int, int], pixels: np.ndarray | None) -> np.ndarray:
-    """(V, 3, 3) intrinsics -> (V, P, 3) rays K^-1 [u, v, 1] (z = 1) at pixel centres."""
+    """(V, 3, 3) intrinsics -> (V, P, 3) rays K^-1 [u, v, 1] (z = 1).
+
+    Pixel (u, v) = (column, row) is the pixel's centre, integer coordinates: the convention of
+    the official code, of K in CameraInfo and of the depth node's clouds (ros/pointcloud.py).
+    """
     H, W = hw
     flat = np.arange(H * W) if pixels is None else pixels
-    uv1 = np.stack([flat % W + 0.5, flat // W + 0.5, np.ones(len(flat))], axis=1)
+    uv1 = np.stack([flat % W, flat // W, np.ones(len(flat))], axis=1).astype(np.float64)
     return np.einsum('vij,pj->vpi', np.linalg.inv(K), uv1)
 
 
