@@ -67,7 +67,9 @@ def prepare(venv: Path) -> None:
     for archive in sorted((ROOT / '.carry' / 'gtsam').glob('*.tar.xz')):
         subprocess.run(['tar', '-xJf', str(archive), '-C', site], check=True)
     argv = [a for a in sys.argv if a != '--prepare']
-    env = dict(os.environ, **{VENV_ENV: str(venv)})
+    # The checkout's da3_ros is not installed into the venv: PYTHONPATH brings it in.
+    env = dict(os.environ, **{VENV_ENV: str(venv), 'PYTHONPATH': os.pathsep.join(
+        [str(ROOT), os.environ.get('PYTHONPATH', '')])})
     os.execve(str(venv / 'bin' / 'python'), [str(venv / 'bin' / 'python'), *argv], env)
 
 
