@@ -131,6 +131,15 @@ def build_parser(sub) -> None:
     p.add_argument('--workspace-gib', type=float,
                    help='builder workspace limit, GiB (default: TensorRT chooses)')
     p.add_argument('--force', action='store_true', help='rebuild even if a cached engine matches')
+    p.add_argument('--link', metavar='PATH',
+                   help='also make PATH (ending in .engine) a symlink to the engine, replaced '
+                        'atomically on every build: a stable model_file for the nodes')
+    p.add_argument('--verify', action='store_true',
+                   help='run the engine and the ONNX file (ONNX Runtime) on one seeded input, '
+                        'log the max relative difference per output, and delete the engine '
+                        '(exit code 4) beyond --verify-tolerance')
+    p.add_argument('--verify-tolerance', type=float,
+                   help='max relative difference (default 1e-3 for fp32, 5e-2 for fp16)')
     p.set_defaults(run=run_build, parser=p)
 
 
@@ -157,13 +166,30 @@ class BuildBars:
 
 
 def run_build(args) -> None:
+    from da3_ros.engine.engine_cache import link_engine
     from da3_ros.engine.tensorrt_build import ViewProfile, cached_or_build
 
+    if args.link is not None and not args.link.endswith('.engine'):
+        raise UsageError(f'--link must end in .engine, got {args.link!r}')
     profile = ViewProfile(args.min_views, args.opt_views, args.max_views)
     entry = cached_or_build(args.onnx, args.cache_dir, args.precision, profile,
                             workspace_gib=args.workspace_gib, force=args.force,
                             progress=BuildBars())
     log.info('%s engine %s', 'built' if entry.built else 'cached', entry.engine_path)
+    if args.verify:
+        from da3_ros.engine.engine_verify import EngineMismatch, verify_engine
+
+        try:
+            diffs = verify_engine(entry.engine_path, args.onnx, args.verify_tolerance)
+        except EngineMismatch:
+            entry.sidecar_path.unlink(missing_ok=True)      # never reused from the cache
+            entry.engine_path.unlink(missing_ok=True)
+            raise
+        log.info('verified against ONNX Runtime (max relative): %s',
+                 ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
+    if args.link is not None:
+        link_engine(args.link, entry.engine_path)
+        log.info('%s -> %s', args.link, entry.engine_path)
     sys.stdout.write(f'{entry.engine_path}\n')
 
 

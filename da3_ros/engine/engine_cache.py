@@ -213,23 +213,59 @@ def engine_files(cache_dir: str | os.PathLike, key: EngineKey) -> tuple[Path, Pa
     return stem.with_suffix('.engine'), stem.with_suffix('.json')
 
 
-def timing_cache_file(cache_dir: str | os.PathLike, tensorrt_version: str, gpu_name: str
-                      ) -> Path:
-    """The timing cache shared by all builds of one TensorRT version on one GPU model."""
+def timing_cache_file(cache_dir: str | os.PathLike, tensorrt_version: str, gpu_name: str,
+                      precision: str) -> Path:
+    """The timing cache shared by the builds of one TensorRT version, GPU and precision (fp32
+    and fp16 builds time different tactics; they never share a cache)."""
     gpu = re.sub(r'[^A-Za-z0-9.]+', '-', gpu_name).strip('-') or 'gpu'
-    return Path(cache_dir) / f'timing_trt{tensorrt_version}_{gpu}.cache'
+    precision = check_precision(precision)
+    return Path(cache_dir) / f'timing_trt{tensorrt_version}_{gpu}_{precision}.cache'
+
+
+def _umask() -> int:
+    """The process umask (read from /proc where possible: setting it is process-wide)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: Path, data) -> None:
-    """Write bytes (or any buffer) to path via a temporary file in the same folder."""
+    """Write bytes (or any buffer) to path via a temporary file in the same folder; the file
+    gets the permissions of a plain open() (0666 minus the umask), not mkstemp's 0600, so a
+    node running as another user can read an engine built with sudo."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def link_engine(link: str | os.PathLike, engine_path: Path) -> Path:
+    """Make `link` a symlink to engine_path (relative when in the same folder), replacing an
+    existing link atomically; TensorRTBackend resolves it and finds the sidecar beside the
+    engine. ConfigError when link exists and is not a symlink, or its folder is missing."""
+    link, engine_path = Path(link), Path(engine_path).resolve()
+    if not link.parent.is_dir():
+        raise ConfigError(f'folder of {link} does not exist')
+    if link.exists() and not link.is_symlink():
+        raise ConfigError(f'{link} exists and is not a symlink; not replacing it')
+    same = link.parent.resolve() == engine_path.parent
+    target = engine_path.name if same else str(engine_path)
+    tmp = link.parent / f'.{link.name}.{os.getpid()}.tmp'
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    return link
 
 
 def read_sidecar(path: Path) -> tuple[EngineKey, int]:

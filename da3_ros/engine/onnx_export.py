@@ -18,6 +18,10 @@ metadata_props of the file record the da3_ros version, model name, height, width
 output names, so that a loader (`onnx_runtime.OnnxModel`) rejects a file built for another
 model or resolution.
 
+The position encodings are trace-time constants (`model.positional`), so the graph holds only
+standard ops that TensorRT 10 builds without plugins; `graph_lint` checks that (a warning here,
+an error in `da3-ros build-engine`).
+
 Known limits:
 - one resolution per file: position embeddings and RoPE tables are constants for (H, W);
 - batch is fixed to 1 (the view axis carries the frames of one rig);
@@ -42,6 +46,7 @@ import torch
 from torch import Tensor, nn
 
 import da3_ros
+from da3_ros.engine.graph_lint import lint_model
 from da3_ros.errors import ConfigError
 from da3_ros.model.variants import PATCH_PX, ModelSpec
 
@@ -162,6 +167,9 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, height: int, width: int
         onnx.save(model, str(staged), save_as_external_data=external,
                   all_tensors_to_one_file=True, location=data_name)
         onnx.checker.check_model(str(staged))
+        if problems := lint_model(model, infer_shapes=False):
+            log.warning('%s: %d graph lint problems for TensorRT 10: %s', path.name,
+                        len(problems), '; '.join(problems[:5]))
         if external:
             os.replace(Path(tmp) / data_name, path.parent / data_name)
         os.replace(staged, path)

@@ -5,10 +5,15 @@
     out = backend.infer(images)        # images (1, S, 3, 280, 504) on cuda -> DA3Output on cuda
 
 Inputs and outputs are torch CUDA tensors whose data pointers are handed to TensorRT
-(`set_tensor_address`), and the engine is enqueued on torch's current stream, so there are no
-host copies and no pycuda. The JSON sidecar written next to the engine says which model, size,
-inputs, outputs and view range it was built for; it is checked before the engine is opened.
-tensorrt is imported only when an engine is opened.
+(`set_tensor_address`; contiguous, 256-byte aligned, copied when not), so there are no host
+copies and no pycuda. The engine is enqueued on torch's current stream, or, when that is the
+legacy default stream (TensorRT then synchronises around every enqueue), on a stream of the
+backend's own, ordered after and before the current one. Every TensorRT call that reports
+failure by its return value (deserialize, create_execution_context, set_input_shape,
+set_tensor_address, execute_async_v3) is checked. The JSON sidecar written next to the engine
+(a symlinked engine path is resolved first) says which model, size, inputs, outputs and view
+range it was built for; it is checked before the engine is opened. tensorrt (version 10 only)
+is imported only when an engine is opened, and the standard plugins are registered first.
 """
 from __future__ import annotations
 
@@ -22,7 +27,12 @@ from torch import Tensor
 
 from da3_ros.engine.backend import GraphBackend
 from da3_ros.engine.engine_cache import EngineKey, ViewProfile, read_sidecar
-from da3_ros.engine.tensorrt_build import import_tensorrt, trt_logger
+from da3_ros.engine.tensorrt_build import (
+    cuda_device_name,
+    import_tensorrt,
+    register_plugins,
+    trt_logger,
+)
 from da3_ros.errors import CheckpointError, ConfigError, InputError
 from da3_ros.model.da3 import DA3Output
 from da3_ros.model.variants import get_spec
@@ -33,6 +43,8 @@ log = logging.getLogger(__name__)
 TRT_TO_TORCH = {'FLOAT': torch.float32, 'HALF': torch.float16, 'BF16': torch.bfloat16,
                 'INT8': torch.int8, 'UINT8': torch.uint8, 'INT32': torch.int32,
                 'INT64': torch.int64, 'BOOL': torch.bool}
+
+ALIGNMENT = 256     # bytes; set_tensor_address needs at least this for every I/O buffer
 
 # per-view trailing shape of every graph output; 'HW' stands for the engine's (H, W)
 OUTPUT_TAILS = {'depth': 'HW', 'depth_conf': 'HW', 'sky': 'HW',
@@ -73,6 +85,30 @@ def check_sidecar(key: EngineKey, path: Path, expect_model: str | None,
                               f'expected {expect_hw[0]}x{expect_hw[1]}')
 
 
+def as_binding(tensor: Tensor, dtype: torch.dtype) -> Tensor:
+    """tensor in dtype, contiguous, with an ALIGNMENT-aligned data pointer; copied into an
+    aligned slice of a fresh buffer when not (a contiguous view can start anywhere; CUDA's
+    caching allocator aligns fresh blocks to 512 bytes, the CPU allocator only to 64)."""
+    tensor = tensor.to(dtype).contiguous()
+    if tensor.data_ptr() % ALIGNMENT == 0:
+        return tensor
+    spare = ALIGNMENT // tensor.element_size()
+    flat = torch.empty(tensor.numel() + spare, dtype=dtype, device=tensor.device)
+    start = (-flat.data_ptr() % ALIGNMENT) // tensor.element_size()
+    out = flat[start:start + tensor.numel()].view(tensor.shape)
+    return out.copy_(tensor)
+
+
+def bind(context, name: str, tensor: Tensor) -> None:
+    """set_tensor_address with its checks: CheckpointError for a misaligned buffer or a
+    refused address (TensorRT returns False: unknown name, misaligned, wrong mode)."""
+    if tensor.data_ptr() % ALIGNMENT:
+        raise CheckpointError(f'buffer of {name} at {tensor.data_ptr():#x} is not '
+                              f'{ALIGNMENT}-byte aligned')
+    if not context.set_tensor_address(name, tensor.data_ptr()):
+        raise CheckpointError(f'TensorRT refused the address of tensor {name!r}')
+
+
 class TensorRTBackend(GraphBackend):
     """A deserialized engine and one execution context (calls are serialised by a lock).
 
@@ -85,7 +121,7 @@ class TensorRTBackend(GraphBackend):
 
     def __init__(self, engine_path: str | os.PathLike, expect_model: str | None = None,
                  expect_hw: tuple[int, int] | None = None, device: str | torch.device = 'cuda'):
-        self.path = Path(engine_path)
+        self.path = Path(engine_path).resolve()      # a stable symlink (--link) to the engine
         sidecar = self.path.with_suffix('.json')
         if not sidecar.is_file():
             raise CheckpointError(f'{sidecar} is missing; build engines with '
@@ -100,6 +136,7 @@ class TensorRTBackend(GraphBackend):
         self.profile = self.key.profile
         self.device = torch.device(device)
         self._lock = threading.Lock()
+        self._stream = None          # own stream, made when the current one is the default
         self._open()
 
     def _open(self) -> None:
@@ -108,15 +145,21 @@ class TensorRTBackend(GraphBackend):
             raise CheckpointError(f'{self.path} was built with TensorRT '
                                   f'{self.key.tensorrt_version}, this is {trt.__version__}; '
                                   f'rebuild it')
+        register_plugins(trt)
         with torch.cuda.device(self.device):
-            if torch.cuda.get_device_name() != self.key.gpu_name:
+            here = cuda_device_name(self.device)
+            if here != self.key.gpu_name:
                 log.warning('%s was built on %s, running on %s', self.path.name,
-                            self.key.gpu_name, torch.cuda.get_device_name())
+                            self.key.gpu_name, here)
             self.runtime = trt.Runtime(trt_logger())
             self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self.engine is None:
-                raise CheckpointError(f'TensorRT cannot deserialize {self.path}')
+                raise CheckpointError(f'TensorRT {trt.__version__} cannot deserialize '
+                                      f'{self.path} (see the TensorRT log); rebuild it here')
             self.context = self.engine.create_execution_context()
+            if self.context is None:
+                raise CheckpointError(f'TensorRT cannot create an execution context for '
+                                      f'{self.path.name} (out of GPU memory?)')
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = tuple(n for n in names
                        if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
@@ -138,34 +181,60 @@ class TensorRTBackend(GraphBackend):
         if self.supports_cameras and extrinsics is None:
             raise InputError(f'{self.path.name} was built with camera input; pass extrinsics '
                              f'and intrinsics')
-        views = images.shape[1]
-        check_views(views, self.profile)
         images, extrinsics, intrinsics = (None if t is None else t.to(self.device)
                                           for t in (images, extrinsics, intrinsics))
-        feeds = self.graph_inputs(images, extrinsics, intrinsics)
+        return self.to_output(self.run_graph(self.graph_inputs(images, extrinsics, intrinsics)))
+
+    def run_graph(self, feeds: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The raw graph: named inputs ('images' (1, S, 3, H, W), 'pose_enc' (1, S, 9)) ->
+        named float32 outputs on `self.device` (used by infer and by engine_verify)."""
+        if set(feeds) != set(self.key.inputs):
+            raise InputError(f'{self.path.name} takes inputs {self.key.inputs}, got '
+                             f'{tuple(feeds)}')
+        views = feeds['images'].shape[1]
+        check_views(views, self.profile)
+        feeds = {name: t.to(self.device) for name, t in feeds.items()}
         with self._lock, torch.cuda.device(self.device):
-            named = self._execute(feeds, views)
-        return self.to_output(named)
+            return self._execute(feeds, views)
+
+    def _stream_for(self, current: torch.cuda.Stream) -> torch.cuda.Stream:
+        """current, unless it is the legacy default stream: then the backend's own stream."""
+        if current.cuda_stream != 0:
+            return current
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(self.device)
+        return self._stream
 
     def _execute(self, feeds: dict[str, Tensor], views: int) -> dict[str, Tensor]:
-        """Bind input/output buffers and enqueue on the current stream."""
-        for name, tensor in feeds.items():
-            tensor = feeds[name] = tensor.to(self.dtypes[name]).contiguous()
-            if not self.context.set_input_shape(name, tuple(tensor.shape)):
-                raise InputError(f'TensorRT rejected {name} shape {tuple(tensor.shape)}')
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        planned = output_shapes(self.key.outputs, views, self.network_hw)
-        outputs = {}
-        for name in self.key.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            if shape != planned[name]:
-                raise CheckpointError(f'engine output {name} has shape {shape}, expected '
-                                      f'{planned[name]}')
-            outputs[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
-            self.context.set_tensor_address(name, outputs[name].data_ptr())
-        # same stream as the torch ops around it: buffers freed after return are reused only
-        # after the engine has finished with them (caching allocator is stream-ordered)
-        stream = torch.cuda.current_stream(self.device)
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError(f'TensorRT execute_async_v3 failed for {self.path.name}')
-        return {name: out.float() for name, out in outputs.items()}
+        """Bind input/output buffers and enqueue on a non-default stream ordered with torch's."""
+        current = torch.cuda.current_stream(self.device)
+        stream = self._stream_for(current)
+        if stream is not current:
+            stream.wait_stream(current)         # inputs were written on the current stream
+        with torch.cuda.stream(stream):
+            bound = {}
+            for name, tensor in feeds.items():
+                bound[name] = as_binding(tensor, self.dtypes[name])
+                if not self.context.set_input_shape(name, tuple(bound[name].shape)):
+                    raise InputError(f'TensorRT rejected {name} shape {tuple(tensor.shape)}')
+                bind(self.context, name, bound[name])
+            planned = output_shapes(self.key.outputs, views, self.network_hw)
+            outputs = {}
+            for name in self.key.outputs:
+                shape = tuple(self.context.get_tensor_shape(name))
+                if shape != planned[name]:
+                    raise CheckpointError(f'engine output {name} has shape {shape}, expected '
+                                          f'{planned[name]}')
+                outputs[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
+                bind(self.context, name, outputs[name])
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise RuntimeError(f'TensorRT execute_async_v3 failed for {self.path.name}')
+            results = {name: out.float() for name, out in outputs.items()}
+        if stream is not current:
+            # the caching allocator is stream-ordered: tell it which streams use what
+            current.wait_stream(stream)
+            for tensor in (*feeds.values(), *bound.values()):
+                tensor.record_stream(stream)
+            for tensor in results.values():
+                tensor.record_stream(current)
+        return results

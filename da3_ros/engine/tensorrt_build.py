@@ -10,20 +10,26 @@ optimization profile is `ViewProfile` (min/opt/max views), applied to 'images' (
 and, for camera-conditioned files, 'pose_enc' (1, S, 9).
 
 The cache key (`EngineKey`) is the sha256 of the ONNX bytes (and its external .data file),
-the TensorRT version, the GPU name, the precision, the view profile and the da3_ros version;
-any change gives another file name, so a stale engine is never loaded. Writes are atomic
-(temporary file + os.replace). The TensorRT timing cache is kept next to the engines, one per
-TensorRT version and GPU, and grows with every build.
+the TensorRT version, the GPU identity (name, compute capability, SM count; on integrated GPUs
+also memory and the board model, so Orin modules differ), the precision, the view profile and
+the da3_ros version; any change gives another file name, so a stale engine is never loaded.
+Writes are atomic (temporary file + os.replace) with the umask's permissions. The TensorRT
+timing cache is kept next to the engines, one per TensorRT version, GPU and precision.
 
-Written against the TensorRT 10 Python API. 'fp16' uses the weakly-typed BuilderFlag.FP16
-(deprecated since 10.12, removed in 11: such a TensorRT raises ConfigError here); 'fp32'
-clears BuilderFlag.TF32 so that fp32 means fp32. tensorrt is imported only when building.
+Before TensorRT is touched the ONNX graph passes `graph_lint` (standard ops only, no plugins).
+Written against the TensorRT 10 Python API and refused by any other major version
+(`check_tensorrt_version`). The standard plugin library is registered once
+(`init_libnvinfer_plugins`) for builds and runtimes alike. 'fp16' uses the weakly-typed
+BuilderFlag.FP16 (deprecated since 10.12, removed in 11); 'fp32' clears BuilderFlag.TF32 so
+that fp32 means fp32. tensorrt is imported only when building or opening an engine. Ctrl-C
+during a build cancels it at the builder's next step (KeyboardInterrupt, exit code 130).
 """
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +48,7 @@ from da3_ros.engine.engine_cache import (
     timing_cache_file,
     write_atomic,
 )
+from da3_ros.engine.graph_lint import check_file
 from da3_ros.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -50,19 +57,64 @@ LOG_LEVELS = {'INTERNAL_ERROR': logging.CRITICAL, 'ERROR': logging.ERROR,
               'WARNING': logging.WARNING, 'INFO': logging.INFO, 'VERBOSE': logging.DEBUG}
 
 
+REQUIRED_MAJOR = 10
+INSTALL_HINT = ("desktop/server: pip install 'tensorrt-cu12>=10,<11' (CUDA 12 wheels); "
+                "Jetson: JetPack 6.1 or later ships TensorRT 10.3 (apt: python3-libnvinfer; "
+                "make a venv with --system-site-packages), not a pip wheel")
+
+
 class TensorRTUnavailable(ConfigError):
-    """The tensorrt Python package cannot be imported (or lacks a needed TensorRT 10 API)."""
+    """The tensorrt Python package cannot be imported or is not TensorRT 10."""
+
+
+def check_tensorrt_version(version: str) -> str:
+    """The version if its major is 10, else TensorRTUnavailable naming what was found."""
+    try:
+        major = int(str(version).split('.')[0])
+    except ValueError:
+        raise TensorRTUnavailable(f'cannot read the TensorRT version {version!r}; da3_ros '
+                                  f'needs TensorRT 10 ({INSTALL_HINT})') from None
+    if major < REQUIRED_MAJOR:
+        raise TensorRTUnavailable(
+            f'found TensorRT {version}; da3_ros needs TensorRT 10 (TensorRT 8.6, as on JetPack '
+            f'6.0, builds implicit-batch networks, has no IProgressMonitor and parses ONNX only '
+            f'up to opset 17). Install: {INSTALL_HINT}')
+    if major > REQUIRED_MAJOR:
+        raise TensorRTUnavailable(
+            f'found TensorRT {version}; da3_ros needs TensorRT 10 (TensorRT 11 removed the '
+            f'weakly-typed BuilderFlag.FP16 that fp16 engines are built with). Install: '
+            f'{INSTALL_HINT}')
+    return version
 
 
 def import_tensorrt():
-    """The tensorrt module, or TensorRTUnavailable with an install hint."""
+    """The tensorrt module (TensorRT 10), or TensorRTUnavailable with an install hint."""
     try:
         import tensorrt
     except ImportError as err:
         raise TensorRTUnavailable(
-            f'TensorRT is not available ({err}); install the TensorRT 10 Python package '
-            f'(pip install tensorrt) on a machine with an NVIDIA GPU') from err
+            f'TensorRT is not available ({err}); install TensorRT 10 on a machine with an '
+            f'NVIDIA GPU: {INSTALL_HINT}') from err
+    check_tensorrt_version(getattr(tensorrt, '__version__', '?'))
     return tensorrt
+
+
+_plugins_lock = threading.Lock()
+_plugins_registered = False
+
+
+def register_plugins(trt) -> None:
+    """Register TensorRT's standard plugin library once per process (builds and runtimes).
+
+    The exports need no plugin (graph_lint), but an engine that holds a plugin layer cannot be
+    deserialized without the registry, so both sides register it."""
+    global _plugins_registered
+    with _plugins_lock:
+        if _plugins_registered:
+            return
+        if not trt.init_libnvinfer_plugins(trt_logger(), ''):
+            log.warning('TensorRT: init_libnvinfer_plugins failed; standard plugins missing')
+        _plugins_registered = True
 
 
 @dataclass(frozen=True)
@@ -140,6 +192,58 @@ def _monitor(trt, relay: ProgressRelay):
     return Monitor()
 
 
+class _cancel_on_sigint:
+    """While building in the main thread, SIGINT only marks the relay cancelled: a
+    KeyboardInterrupt raised inside a TensorRT callback (logger, monitor) cannot cross the C++
+    builder, so the build stops at its next step and build_serialized raises it instead."""
+
+    def __init__(self, relay: ProgressRelay):
+        self.relay, self.previous, self.installed = relay, None, False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.installed = True
+        return self
+
+    def _handle(self, signum, frame):
+        self.relay.cancelled = True
+
+    def __exit__(self, *exc):
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None
+                          else signal.default_int_handler)
+        return False
+
+
+FP32_LAYER_TYPES = ('NORMALIZATION', 'SOFTMAX')   # LayerNorm statistics, attention weights
+
+
+def keep_fp32_layers(trt, network) -> list[str]:
+    """In fp16 builds, pin the layers where half precision is known to fail to fp32 (layer
+    precision and output types; the builder prefers these constraints):
+    - LayerNormalization (NORMALIZATION): mean/variance over 384..1536 channels;
+    - Softmax (SOFTMAX): attention weights;
+    - exp (UNARY EXP): the depth / confidence activations; fp16 exp overflows to inf above 11.1.
+    Not pinned: the q.k MatMul of the first blocks, which have no q/k norm (alt_start onwards
+    do); `--verify` shows when that overflows, and fp32 is the fallback. Returns layer names."""
+    pinned = []
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        kind = layer.type.name
+        if kind == 'UNARY':
+            layer.__class__ = trt.IUnaryLayer          # the bindings' downcast idiom
+            if layer.op != trt.UnaryOperation.EXP:
+                continue
+        elif kind not in FP32_LAYER_TYPES:
+            continue
+        layer.precision = trt.float32
+        for out in range(layer.num_outputs):
+            layer.set_output_type(out, trt.float32)
+        pinned.append(layer.name)
+    return pinned
+
+
 def _set_precision(trt, config, precision: str) -> None:
     if precision == 'fp32':
         config.clear_flag(trt.BuilderFlag.TF32)    # TF32 is on by default: keep fp32 exact
@@ -148,6 +252,7 @@ def _set_precision(trt, config, precision: str) -> None:
         raise ConfigError(f'TensorRT {trt.__version__} has no weakly-typed FP16 flag '
                           f'(removed in TensorRT 11); build with precision fp32')
     config.set_flag(trt.BuilderFlag.FP16)
+    config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)   # see keep_fp32_layers
 
 
 def build_serialized(info: OnnxInfo, precision: str, profile: ViewProfile,
@@ -160,6 +265,7 @@ def build_serialized(info: OnnxInfo, precision: str, profile: ViewProfile,
     returns (serialized engine, updated serialized timing cache), both buffer objects
     """
     trt = import_tensorrt()
+    register_plugins(trt)
     builder = trt.Builder(trt_logger())
     network = builder.create_network(0)            # explicit batch is the only mode in TRT 10
     parser = trt.OnnxParser(network, trt_logger())
@@ -170,6 +276,9 @@ def build_serialized(info: OnnxInfo, precision: str, profile: ViewProfile,
     if workspace_gib is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
     _set_precision(trt, config, precision)
+    if precision == 'fp16':
+        pinned = keep_fp32_layers(trt, network)
+        log.info('fp16 build: %d LayerNorm/Softmax/exp layers kept in fp32', len(pinned))
     opt_profile = builder.create_optimization_profile()
     for name in info.inputs:
         opt_profile.set_shape(name, *profile.shapes(name, info.height, info.width))
@@ -183,7 +292,8 @@ def build_serialized(info: OnnxInfo, precision: str, profile: ViewProfile,
     relay = ProgressRelay(progress or (lambda event: None))
     monitor = _monitor(trt, relay)                # a local reference keeps it alive (TRT rule)
     config.progress_monitor = monitor
-    engine = builder.build_serialized_network(network, config)
+    with _cancel_on_sigint(relay):
+        engine = builder.build_serialized_network(network, config)
     if relay.cancelled:
         raise KeyboardInterrupt
     if engine is None:
@@ -202,13 +312,38 @@ class EngineEntry:
     built: bool
 
 
-def cuda_device_name() -> str:
-    """Name of the current CUDA device (torch), ConfigError without one."""
+def gpu_identity(name: str, capability: tuple[int, int], sm_count: int, total_bytes: int,
+                 integrated: bool, board: str = '') -> str:
+    """The GPU part of the engine key: name, compute capability and SM count; for integrated
+    GPUs (Jetson: every Orin module reports "Orin" or "Orin (nvgpu)") also the memory in GiB and
+    the board model, so an engine from an Orin Nano is not taken on an AGX Orin."""
+    text = f'{name} sm{capability[0]}{capability[1]} {sm_count}SM'
+    if integrated:
+        text += f' {round(total_bytes / 2**30)}GiB'
+        if board:
+            text += f' {board}'
+    return text
+
+
+def board_model(path: str = '/proc/device-tree/model') -> str:
+    """The board name of a Jetson (device tree), '' elsewhere."""
+    try:
+        return Path(path).read_bytes().rstrip(b'\0').decode(errors='replace').strip()
+    except OSError:
+        return ''
+
+
+def cuda_device_name(device=None) -> str:
+    """gpu_identity of a CUDA device (torch; default the current one), ConfigError without one."""
     import torch
 
     if not torch.cuda.is_available():
         raise ConfigError('building a TensorRT engine needs a CUDA device; none is visible')
-    return torch.cuda.get_device_name()
+    props = torch.cuda.get_device_properties(device if device is not None
+                                             else torch.cuda.current_device())
+    integrated = bool(getattr(props, 'is_integrated', False))
+    return gpu_identity(props.name, (props.major, props.minor), props.multi_processor_count,
+                        props.total_memory, integrated, board_model() if integrated else '')
 
 
 def cached_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike,
@@ -222,11 +357,12 @@ def cached_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike,
     cache_dir: folder of engines, sidecars and timing caches (created if needed)
     precision: 'fp16' or 'fp32'; profile: view counts (default ViewProfile())
     force: rebuild even when the cached engine matches
-    gpu_name: overrides torch.cuda.get_device_name() in the key
+    gpu_name: overrides cuda_device_name() in the key
     progress: receives BuildEvents while building
     Raises TensorRTUnavailable without tensorrt.
     """
     info = read_onnx_info(onnx_path)
+    check_file(info.path)          # plugin-free standard ops only, before TensorRT is touched
     check_precision(precision)
     if workspace_gib is not None and not workspace_gib > 0:
         raise ConfigError(f'workspace_gib must be > 0, got {workspace_gib!r}')
@@ -242,7 +378,7 @@ def cached_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike,
         log.info('using cached engine %s', engine_path)
         return EngineEntry(engine_path, sidecar_path, key, built=False)
     log.info('building %s (%s)', engine_path.name, reason)
-    timing_path = timing_cache_file(cache_dir, trt.__version__, gpu_name)
+    timing_path = timing_cache_file(cache_dir, trt.__version__, gpu_name, precision)
     timing = timing_path.read_bytes() if timing_path.is_file() else b''
     engine, timing = build_serialized(info, precision, profile, timing, workspace_gib, progress)
     write_atomic(timing_path, timing)

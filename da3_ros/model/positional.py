@@ -1,9 +1,16 @@
 """Position encodings computed for the actual input size: pos-embed resize, 2-D RoPE, UV embed.
 
-Everything here depends only on integer sizes, so traced graphs see constants:
-no interpolate-with-scale-factor, no data-dependent table lengths, no Python-side caches.
+Everything here depends only on integer sizes (and, for the pos-embed, on a weight), so a traced
+graph needs none of the ops that compute it: under torch.jit tracing (the TorchScript ONNX
+exporter) `resize_pos_embed`, `rope_tables` and `uv_embed` run untraced and their results enter
+the graph as constants. The file then holds no ScatterElements with a reduction (a TensorRT
+plugin), no float64 tensors, no 3-input Einsum and no ScatterND; eager, torch.compile and CUDA
+graphs run the torch ops below unchanged. No interpolate-with-scale-factor, no data-dependent
+table lengths, no Python-side caches.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import Tensor
@@ -13,6 +20,29 @@ _POS_EMBED_OFFSET = 0.1   # DINOv2's historical +0.1 on the scale factor
 ROPE_BASE = 100.0
 UV_OMEGA_BASE = 100.0
 UV_RATIO = 0.1
+
+
+def trace_constant(fn):
+    """Decorator: while torch.jit traces (and torch.compile does not), run fn with tracing
+    switched off, so its tensor results are baked into the trace as constants (detached).
+    fn's tensor arguments may be weights only (pos_embed): a graph input passed here would be
+    frozen to the example's values."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if torch.compiler.is_compiling() or not torch.jit.is_tracing():
+            return fn(*args, **kwargs)
+        state = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            torch._C._set_tracing_state(state)
+        if isinstance(out, tuple):
+            return tuple(t.detach() for t in out)
+        return out.detach()
+
+    return wrapper
 
 
 def _cubic_weights(t: Tensor) -> Tensor:
@@ -38,6 +68,7 @@ def bicubic_resize_matrix(n_out: int, n_in: int, device=None) -> Tensor:
     return out.scatter_add_(1, taps, weights)
 
 
+@trace_constant
 def resize_pos_embed(pos_embed: Tensor, ph: int, pw: int, grid: int = 37) -> Tensor:
     """Resample DINOv2's square patch pos-embed grid to ph x pw patches.
 
@@ -69,6 +100,7 @@ def _rope_angles(positions: Tensor, head_dim: int) -> Tensor:
     return torch.cat(per_axis, dim=-1)
 
 
+@trace_constant
 def rope_tables(ph: int, pw: int, head_dim: int, device=None) -> tuple[Tensor, Tensor, Tensor,
                                                                          Tensor]:
     """cos/sin tables for one view's T = 1 + ph*pw tokens.
@@ -104,6 +136,7 @@ def _sincos(values: Tensor, dim: int) -> Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
+@trace_constant
 def uv_embed(h: int, w: int, channels: int, aspect: float, dtype=torch.float32,
              device=None) -> Tensor:
     """DPT's UV positional embedding for an h x w feature map of an image with W/H = aspect.

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from da3_ros.engine.graph_lint import lint_file
 from da3_ros.engine.onnx_export import export_onnx
 from da3_ros.engine.onnx_runtime import OnnxModel
 from da3_ros.errors import CheckpointError, ConfigError, InputError
@@ -132,6 +133,7 @@ def test_metric_depth_and_sky_match_eager(tmp_path):
     net = randomize_(build('da3metric-large').eval().requires_grad_(False), seed=1)
     path = export_onnx(net, tmp_path / 'metric.onnx', H, W)
     model = OnnxModel(path, expect_model='da3metric-large', expect_hw=(H, W))
+    assert lint_file(path) == []            # TensorRT 10 without plugins
     for views in (1, 3):
         x = torch.randn(1, views, 3, H, W, generator=torch.Generator().manual_seed(views))
         got = model.run(x.numpy())

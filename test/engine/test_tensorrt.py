@@ -26,7 +26,7 @@ from da3_ros.engine.tensorrt_backend import (
     output_shapes,
     torch_dtype,
 )
-from da3_ros.errors import CheckpointError, ConfigError
+from da3_ros.errors import CheckpointError, ConfigError, InputError
 from da3_ros.model import build
 from random_weights import randomize_
 
@@ -215,11 +215,14 @@ def test_file_names(tmp_path):
     assert re.fullmatch(r'da3-small_70x126_fp16_[0-9a-f]{16}', key.file_stem)
 
 
-def test_timing_cache_file_is_per_version_and_gpu(tmp_path):
-    a = ec.timing_cache_file(tmp_path, '10.7.0', 'NVIDIA H100 80GB HBM3')
-    assert a == tmp_path / 'timing_trt10.7.0_NVIDIA-H100-80GB-HBM3.cache'
-    assert ec.timing_cache_file(tmp_path, '10.8.0', 'NVIDIA H100 80GB HBM3') != a
-    assert ec.timing_cache_file(tmp_path, '10.7.0', 'NVIDIA H200') != a
+def test_timing_cache_file_is_per_version_gpu_and_precision(tmp_path):
+    a = ec.timing_cache_file(tmp_path, '10.7.0', 'NVIDIA H100 80GB HBM3', 'fp16')
+    assert a == tmp_path / 'timing_trt10.7.0_NVIDIA-H100-80GB-HBM3_fp16.cache'
+    assert ec.timing_cache_file(tmp_path, '10.8.0', 'NVIDIA H100 80GB HBM3', 'fp16') != a
+    assert ec.timing_cache_file(tmp_path, '10.7.0', 'NVIDIA H200', 'fp16') != a
+    assert ec.timing_cache_file(tmp_path, '10.7.0', 'NVIDIA H100 80GB HBM3', 'fp32') != a
+    with pytest.raises(ConfigError):
+        ec.timing_cache_file(tmp_path, '10.7.0', 'NVIDIA H100 80GB HBM3', 'int8')
 
 
 # --- cache files (the stored bytes are an opaque payload: nothing here deserializes them) ----
@@ -404,7 +407,7 @@ def test_cache_builds_once_and_rebuilds_on_change(small_onnx, tmp_path):
     assert other.built and other.engine_path != first.engine_path
     forced = tb.cached_or_build(small_onnx[1], tmp_path, 'fp32', profile, force=True)
     assert forced.built and forced.engine_path == first.engine_path
-    assert len(list(tmp_path.glob('timing_trt*.cache'))) == 1
+    assert len(list(tmp_path.glob('timing_trt*_fp32.cache'))) == 1
 
 
 @pytest.mark.parametrize('precision, tol', [('fp32', 1e-3), ('fp16', 5e-2)])
@@ -424,3 +427,305 @@ def test_engine_matches_eager_torch(small_onnx, tmp_path, precision, tol):
         assert np.isfinite(err) and err <= tol, (name, err)
     with pytest.raises(ConfigError, match='1..3 views'):
         backend.infer(torch.zeros(1, 4, 3, H, W, device='cuda'))
+
+
+# --- TensorRT 10 API paths, through the fake_tensorrt stand-in (TensorRT 10 names) -----------
+
+@pytest.fixture
+def fake_trt(monkeypatch):
+    """Install a fake TensorRT 10.3 module; returns a function that replaces it (version)."""
+    import sys
+
+    import fake_tensorrt
+
+    def install(version='10.3.0', **kwargs):
+        module = fake_tensorrt.make_module(version, **kwargs)
+        monkeypatch.setitem(sys.modules, 'tensorrt', module)
+        tb.trt_logger.cache_clear()
+        monkeypatch.setattr(tb, '_plugins_registered', False)
+        return module
+
+    yield install
+    tb.trt_logger.cache_clear()
+
+
+@pytest.mark.parametrize('version, match', [
+    ('8.6.2', 'implicit-batch.*opset 17'), ('11.0.1', 'removed the weakly-typed '
+                                            'BuilderFlag.FP16'), ('x.y', 'cannot read')])
+def test_version_gate_refuses_other_majors(fake_trt, version, match):
+    fake_trt(version)
+    with pytest.raises(tb.TensorRTUnavailable, match=match) as caught:
+        tb.import_tensorrt()
+    text = str(caught.value)
+    assert version in text and "tensorrt-cu12>=10,<11" in text and 'JetPack' in text
+
+
+def test_version_gate_accepts_10(fake_trt):
+    trt = fake_trt('10.3.0')
+    assert tb.import_tensorrt() is trt
+
+
+def test_install_hint_without_tensorrt(small_onnx, tmp_path):
+    if tensorrt_installed():
+        pytest.skip('tensorrt is installed')
+    with pytest.raises(tb.TensorRTUnavailable, match=r"tensorrt-cu12>=10,<11.*JetPack 6\.1"):
+        tb.import_tensorrt()
+
+
+def test_build_registers_plugins_once_and_keeps_precisions_apart(fake_trt, small_onnx,
+                                                                tmp_path):
+    import os
+    import stat
+
+    trt = fake_trt()
+    old_mask = os.umask(0o022)
+    try:
+        profile = ec.ViewProfile(1, 2, 3)
+        fp16 = tb.cached_or_build(small_onnx[1], tmp_path, 'fp16', profile, gpu_name='GPU X')
+        fp32 = tb.cached_or_build(small_onnx[1], tmp_path, 'fp32', profile, gpu_name='GPU X')
+    finally:
+        os.umask(old_mask)
+    assert fp16.built and fp32.built and fp16.engine_path != fp32.engine_path
+    assert fp16.engine_path.read_bytes() == b'fake serialized engine'
+    assert [c for c in trt.calls if c[0] == 'init_libnvinfer_plugins'] == [
+        ('init_libnvinfer_plugins', '')]
+    built = [c[1] for c in trt.calls if c[0] == 'build_serialized_network']
+    assert 'FP16' in built[0] and 'TF32' not in built[1] and 'FP16' not in built[1]
+    assert 'PREFER_PRECISION_CONSTRAINTS' in built[0]
+    pinned = {layer.name for layer in trt.last_network.layers if layer.precision is not None}
+    assert pinned == set()               # the fp32 build (last) pins nothing
+    assert ('set_shape', 'images', (1, 1, 3, H, W), (1, 2, 3, H, W), (1, 3, 3, H, W)) \
+        in trt.calls
+    caches = sorted(p.name for p in tmp_path.glob('timing_*.cache'))
+    assert caches == ['timing_trt10.3.0_GPU-X_fp16.cache', 'timing_trt10.3.0_GPU-X_fp32.cache']
+    # each build started from its own precision's (empty) cache
+    assert [c[1] for c in trt.calls if c[0] == 'set_timing_cache'] == [b'', b'']
+    for path in tmp_path.iterdir():       # readable by a node running as another user
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+
+
+def test_fp16_keeps_layernorm_softmax_and_exp_in_fp32(fake_trt):
+    trt = fake_trt()
+    network = trt.Builder(None).create_network(0)
+    pinned = tb.keep_fp32_layers(trt, network)
+    assert pinned == ['attn/Softmax', 'norm', 'head/Exp']
+    for layer in network.layers:
+        want = trt.float32 if layer.name in pinned else None
+        assert layer.precision == want, layer.name
+        assert layer.output_types == ({0: trt.float32} if want else {})
+
+
+def test_parse_failure_names_the_parser_error(fake_trt, small_onnx, tmp_path):
+    trt = fake_trt()
+    trt.script['parse'] = False
+    with pytest.raises(CheckpointError, match='plugin not found'):
+        tb.cached_or_build(small_onnx[1], tmp_path, 'fp32', gpu_name='GPU X')
+
+
+def test_graph_with_plugin_ops_is_refused_before_tensorrt(fake_trt, tmp_path):
+    from onnx import TensorProto, helper
+
+    trt = fake_trt()
+    vin = [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 'S', 4])]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 'S', 4]) for n in ANYVIEW]
+    index = helper.make_tensor('i', TensorProto.INT64, [1, 1, 4], [0, 1, 2, 3])
+    nodes = [helper.make_node('ScatterElements', ['images', 'i', 'images'], ['depth'],
+                              axis=2, reduction='add')]
+    nodes += [helper.make_node('Identity', ['images'], [n]) for n in ANYVIEW[1:]]
+    model = helper.make_model(helper.make_graph(nodes, 'g', vin, outs, [index]),
+                              opset_imports=[helper.make_opsetid('', 18)])
+    for key, value in da3_meta().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(tmp_path / 'old.onnx'))
+    with pytest.raises(CheckpointError, match="reduction='add'"):
+        tb.cached_or_build(tmp_path / 'old.onnx', tmp_path, 'fp32', gpu_name='GPU X')
+    assert trt.calls == [] and [p.name for p in tmp_path.iterdir()] == ['old.onnx']
+
+
+def test_ctrl_c_during_build_cancels_it_and_exits_130(fake_trt, small_onnx, tmp_path,
+                                                     monkeypatch):
+    import os
+    import signal
+
+    from da3_ros import cli
+
+    trt = fake_trt()
+    steps = []
+
+    def build(config):
+        os.kill(os.getpid(), signal.SIGINT)       # Ctrl-C while TensorRT's C++ code runs
+        steps.append(config.progress_monitor.step_complete('Building engine', 0))
+        return None                               # what TensorRT returns after a cancel
+
+    trt.script['build'] = build
+    with pytest.raises(KeyboardInterrupt):
+        tb.cached_or_build(small_onnx[1], tmp_path, 'fp32', gpu_name='GPU X')
+    assert steps == [False]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(tb, 'cuda_device_name', lambda device=None: 'GPU X')
+    code = cli.main(['build-engine', '--onnx', str(small_onnx[1]), '--precision', 'fp32',
+                     '--cache-dir', str(tmp_path / 'c')])
+    assert code == 130
+    assert not list((tmp_path / 'c').glob('*.engine'))
+
+
+def test_gpu_identity_tells_orin_modules_apart():
+    nano = tb.gpu_identity('Orin', (8, 7), 8, 7.4 * 2**30, True,
+                           'NVIDIA Jetson Orin Nano Developer Kit')
+    agx = tb.gpu_identity('Orin', (8, 7), 16, 61.4 * 2**30, True,
+                          'NVIDIA Jetson AGX Orin Developer Kit')
+    nx8 = tb.gpu_identity('Orin', (8, 7), 8, 7.4 * 2**30, True, 'NVIDIA Jetson Orin NX')
+    assert len({nano, agx, nx8}) == 3
+    assert nano == 'Orin sm87 8SM 7GiB NVIDIA Jetson Orin Nano Developer Kit'
+    desktop = tb.gpu_identity('NVIDIA H100 80GB HBM3', (9, 0), 132, 80 * 2**30, False)
+    assert desktop == 'NVIDIA H100 80GB HBM3 sm90 132SM'
+
+
+def test_board_model_reads_the_device_tree(tmp_path):
+    (tmp_path / 'model').write_bytes(b'NVIDIA Jetson AGX Orin Developer Kit\0')
+    assert tb.board_model(str(tmp_path / 'model')) == 'NVIDIA Jetson AGX Orin Developer Kit'
+    assert tb.board_model(str(tmp_path / 'none')) == ''
+
+
+@pytest.fixture
+def fake_engine(fake_trt, tmp_path, monkeypatch):
+    """(fake trt, engine path) of a stored fake engine whose key matches the fake module."""
+    import contextlib
+
+    from da3_ros.engine import tensorrt_backend as backend_mod
+
+    trt = fake_trt()
+    key = a_key(tensorrt_version='10.3.0')
+    engine = ec.store(tmp_path, key, b'fake serialized engine', {})
+    monkeypatch.setattr(torch.cuda, 'device', lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(backend_mod, 'cuda_device_name', lambda device=None: key.gpu_name)
+    return trt, engine
+
+
+def test_backend_opens_with_plugins_registered(fake_engine):
+    trt, engine = fake_engine
+    backend = TensorRTBackend(engine, expect_model='da3-small', device='cpu')
+    assert backend.dtypes['depth'] is torch.float32
+    names = [c[0] for c in trt.calls]
+    assert names.index('init_libnvinfer_plugins') < names.index('deserialize_cuda_engine')
+
+
+@pytest.mark.parametrize('failing, match', [('deserialize', 'cannot deserialize'),
+                                            ('context', 'execution context')])
+def test_backend_checks_deserialize_and_context(fake_engine, failing, match):
+    trt, engine = fake_engine
+    trt.script[failing] = False
+    with pytest.raises(CheckpointError, match=match):
+        TensorRTBackend(engine, device='cpu')
+
+
+def test_backend_refuses_an_engine_of_another_tensorrt(fake_engine, fake_trt):
+    _, engine = fake_engine
+    fake_trt('10.8.0')
+    with pytest.raises(CheckpointError, match='10.3.0.*10.8.0'):
+        TensorRTBackend(engine, device='cpu')
+
+
+def test_link_gives_a_stable_model_file(fake_engine, tmp_path):
+    _, engine = fake_engine
+    link = ec.link_engine(tmp_path / 'da3-small_336_fp16.engine', engine)
+    assert link.is_symlink() and link.resolve() == engine.resolve()
+    assert TensorRTBackend(link, device='cpu').path == engine.resolve()
+    ec.link_engine(link, engine)                      # replaced, not an error
+    (tmp_path / 'plain.engine').write_bytes(b'x')
+    with pytest.raises(ConfigError, match='not a symlink'):
+        ec.link_engine(tmp_path / 'plain.engine', engine)
+
+
+def test_bind_checks_alignment_and_return_value(fake_trt):
+    from da3_ros.engine.tensorrt_backend import ALIGNMENT, as_binding, bind
+
+    trt = fake_trt()
+    context = trt.Runtime(None).deserialize_cuda_engine(b'').create_execution_context()
+    base = torch.arange(4096, dtype=torch.float32)
+    view = base[3:3 + 1000].view(10, 100)           # contiguous, starts 12 bytes in
+    aligned = as_binding(view, torch.float32)
+    assert aligned.data_ptr() % ALIGNMENT == 0 and aligned.is_contiguous()
+    assert torch.equal(aligned, view)
+    assert as_binding(aligned, torch.float32) is aligned          # no copy when fine
+    bind(context, 'images', aligned)
+    with pytest.raises(CheckpointError, match='aligned'):
+        bind(context, 'images', view)
+    trt.script['set_address'] = False
+    with pytest.raises(CheckpointError, match="refused the address of tensor 'images'"):
+        bind(context, 'images', aligned)
+
+
+def test_backend_never_enqueues_on_the_default_stream(fake_engine, monkeypatch):
+    from types import SimpleNamespace
+
+    _, engine = fake_engine
+    backend = TensorRTBackend(engine, device='cpu')
+    made = []
+    monkeypatch.setattr(torch.cuda, 'Stream', lambda device: made.append(device) or
+                        SimpleNamespace(cuda_stream=7))
+    mine = SimpleNamespace(cuda_stream=5)
+    assert backend._stream_for(mine) is mine          # torch's current stream, when not default
+    own = backend._stream_for(SimpleNamespace(cuda_stream=0))
+    assert own.cuda_stream == 7 and backend._stream_for(SimpleNamespace(cuda_stream=0)) is own
+    assert len(made) == 1
+
+
+# --- --verify: engine against ONNX Runtime ----------------------------------------------------
+
+def test_relative_differences_and_tolerance():
+    from da3_ros.engine.engine_verify import (
+        EngineMismatch,
+        check_differences,
+        relative_differences,
+    )
+
+    ref = {'depth': np.array([1.0, 2.0, 4.0]), 'sky': np.array([0.0, 0.5, 1.0])}
+    got = {'depth': np.array([1.0, 2.1, 4.0]), 'sky': np.array([0.0, 0.5, np.inf])}
+    diffs = relative_differences(ref, got)
+    assert diffs['depth'] == pytest.approx(0.1 / 4) and diffs['sky'] == float('inf')
+    check_differences({'depth': diffs['depth']}, 0.05, 'x')
+    with pytest.raises(EngineMismatch, match=r'beyond 0.01 .*depth 2.50e-02, sky inf'):
+        check_differences(diffs, 0.01, 'x')
+    with pytest.raises(EngineMismatch, match='shape'):
+        relative_differences(ref, {'depth': np.zeros(2), 'sky': got['sky']})
+
+
+@pytest.mark.parametrize('scale, code', [(1 + 1e-5, 0), (1.5, 4)])
+def test_build_engine_verify(fake_trt, small_onnx, tmp_path, monkeypatch, scale, code):
+    """build-engine --verify runs the engine and ONNX Runtime on one input; an engine off by
+    more than the tolerance is deleted and the command exits with 4."""
+    import contextlib
+
+    from da3_ros import cli
+    from da3_ros.engine import tensorrt_backend as backend_mod
+    from da3_ros.engine.onnx_runtime import OnnxModel
+
+    fake_trt()
+    monkeypatch.setattr(tb, 'cuda_device_name', lambda device=None: 'GPU X')
+    monkeypatch.setattr(backend_mod, 'cuda_device_name', lambda device=None: 'GPU X')
+    monkeypatch.setattr(torch.cuda, 'device', lambda device: contextlib.nullcontext())
+    ort = OnnxModel(small_onnx[1])
+    seen = []
+
+    def run_graph(self, feeds):          # what a (slightly or badly) wrong engine returns
+        seen.append({k: tuple(v.shape) for k, v in feeds.items()})
+        out = ort.run(feeds['images'].numpy())
+        return {k: torch.from_numpy(v * scale) for k, v in out.items()}
+
+    monkeypatch.setattr(backend_mod.TensorRTBackend, 'run_graph', run_graph)
+    argv = ['build-engine', '--onnx', str(small_onnx[1]), '--precision', 'fp32',
+            '--opt-views', '2', '--max-views', '3', '--cache-dir', str(tmp_path), '--verify']
+    assert cli.main(argv) == code
+    assert seen == [{'images': (1, 2, 3, H, W)}]
+    assert bool(list(tmp_path.glob('*.engine'))) == (code == 0)
+    assert bool(list(tmp_path.glob('*.json'))) == (code == 0)
+
+
+def test_run_graph_checks_input_names(fake_engine):
+    _, engine = fake_engine
+    backend = TensorRTBackend(engine, device='cpu')
+    with pytest.raises(InputError, match='takes inputs'):
+        backend.run_graph({'images': torch.zeros(1, 2, 3, H, W), 'pose_enc': torch.zeros(1, 2, 9)})
+    with pytest.raises(ConfigError, match='1..8 views'):
+        backend.run_graph({'images': torch.zeros(1, 9, 3, H, W)})
