@@ -23,6 +23,7 @@ import yaml
 
 from da3_ros.errors import ConfigError
 from da3_ros.ros.depth_params import PARAMS, parse_depth_config
+from da3_ros.ros.param_paths import resolve_path, resolve_paths
 from da3_ros.ros.slam_params import SLAM_PARAM_NAMES, parse_slam_config
 
 PACKAGE = 'da3_ros'
@@ -33,7 +34,9 @@ KINDS = {p.name: p.kind for p in PARAMS}
 # slam.launch.py gives them to the slam node too (it declares each of them)
 LAUNCH_OVERRIDES = ('model', 'backend', 'model_file', 'device', 'precision', 'process_res')
 ARGUMENT_DESCRIPTIONS = {
-    'params_file': 'parameter YAML with da3_depth (and, for SLAM, da3_slam) ros__parameters',
+    'params_file': 'parameter YAML with da3_depth (and, for SLAM, da3_slam) ros__parameters: '
+                   'a path or package://da3_ros/config/<file>; relative paths in it are '
+                   'relative to its folder',
     'namespace': "namespace of the started nodes ('' = none)",
     'camera': 'camera namespace: images on <camera>/image_raw, CameraInfo on '
               '<camera>/camera_info',
@@ -119,30 +122,33 @@ def argument_description(name: str) -> str:
     return f"{name} of the DA3 node(s): {param.description}{choices}; '' keeps the YAML's value"
 
 
-def _resolve_calibration(params: dict[str, Any], yaml_path: Path) -> dict[str, Any]:
-    """rig.calibration_file as given if it exists, else next to the YAML or one folder up (the
-    package share folder once installed); made absolute, since nodes run from anywhere."""
-    given = params.get('rig.calibration_file')
-    if not given or Path(given).is_absolute():
-        return params
-    for base in (Path.cwd(), yaml_path.parent, yaml_path.parent.parent):
-        if (base / given).is_file():
-            return {**params, 'rig.calibration_file': str((base / given).resolve())}
-    return params  # parse_depth_config names the missing file
+def with_overrides(params_file: str | Path, node: str,
+                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The node's ros__parameters of a YAML with overrides on top, path parameters resolved
+    (da3_ros/ros/param_paths.py): the YAML's against its folder, the overrides' against the
+    working directory. Absolute, since the node gets them in launch_ros's temporary file.
+    params_file may be package://da3_ros/config/<file>."""
+    path = Path(resolve_path('params_file', str(params_file), 'read'))
+    params = read_node_params(path, node)
+    if params is None:
+        raise ConfigError(f'{path}: no {node}: ros__parameters section')
+    overrides = overrides or {}
+    folder = path.absolute().parent
+    try:
+        return resolve_paths({**params, **overrides},
+                             {name: folder for name in params if name not in overrides})
+    except ConfigError as err:
+        raise ConfigError(f'{path}: {err}') from err
 
 
 def depth_node(params_file: str | Path, overrides: dict[str, Any] | None = None,
                namespace: str = '') -> NodeDescription:
     """The depth node of a rig YAML, with overrides (typed values) on top; validated."""
-    path = Path(params_file)
-    params = read_node_params(path, DEPTH_NODE)
-    if params is None:
-        raise ConfigError(f'{path}: no {DEPTH_NODE}: ros__parameters section')
-    params = _resolve_calibration({**params, **(overrides or {})}, path)
+    params = with_overrides(params_file, DEPTH_NODE, overrides)
     try:
         parse_depth_config(params)
     except ConfigError as err:
-        raise ConfigError(f'{path}: {err}') from err
+        raise ConfigError(f'{params_file}: {err}') from err
     return NodeDescription(PACKAGE, DEPTH_EXECUTABLE, DEPTH_NODE, namespace, params)
 
 
@@ -163,10 +169,8 @@ def slam_nodes(params_file: str | Path, overrides: dict[str, Any] | None = None,
                namespace: str = '') -> list[NodeDescription]:
     """Depth node + slam node from one YAML, both validated. The overrides (the shared launch
     arguments: model, device, precision, ...) go to both nodes."""
-    slam = read_node_params(params_file, SLAM_NODE)
-    if slam is None:
-        raise ConfigError(f'{params_file}: no {SLAM_NODE}: ros__parameters section')
-    slam = {**slam, **{k: v for k, v in (overrides or {}).items() if k in SLAM_PARAM_NAMES}}
+    slam = with_overrides(params_file, SLAM_NODE,
+                          {k: v for k, v in (overrides or {}).items() if k in SLAM_PARAM_NAMES})
     try:
         parse_slam_config(slam)
     except ConfigError as err:

@@ -1,4 +1,5 @@
-"""N-camera rig: ros2 launch da3_ros depth_rig.launch.py params_file:=config/stereo_pair.yaml
+"""N-camera rig:
+    ros2 launch da3_ros depth_rig.launch.py params_file:=package://da3_ros/config/stereo_pair.yaml
 
 Logic in da3_ros/launch_logic.py (rig_nodes); this file only maps it onto launch_ros.
 """

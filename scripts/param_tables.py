@@ -4,7 +4,8 @@
     .venv/bin/python scripts/param_tables.py --write   # replace them in docs/nodes.md
     .venv/bin/python scripts/param_tables.py --check   # exit 1 if docs/nodes.md differs
 
-Sources: da3_ros/ros/depth_params.py (PARAMS) and da3_ros/ros/slam_params.py (SLAM_PARAMS). In
+Sources: da3_ros/ros/depth_params.py (PARAMS) and da3_ros/ros/slam_params.py (SLAM_PARAMS; the
+test-only SIMULATION_PARAMS are not listed). In
 docs/nodes.md each table sits between `<!-- BEGIN params: NODE -->` and
 `<!-- END params: NODE -->`.
 """
@@ -44,10 +45,12 @@ def _allowed(param) -> str:
 
 
 def table(params, required) -> str:
-    """Markdown table: parameter, type, default, allowed values, meaning."""
-    rows = ['| parameter | type | default | allowed | meaning |', '|---|---|---|---|---|']
+    """Markdown table: parameter, type, default, allowed values, when a change applies (live:
+    `ros2 param set` on the running node; start-up: read-only once running), meaning."""
+    rows = ['| parameter | type | default | allowed | applies | meaning |',
+            '|---|---|---|---|---|---|']
     rows += [f'| `{p.name}` | {p.kind} | {_default(p, required)} | {_cell(_allowed(p))} | '
-             f'{_cell(p.description)} |' for p in params]
+             f"{'live' if p.live else 'start-up'} | {_cell(p.description)} |" for p in params]
     return '\n'.join(rows)
 
 

@@ -27,12 +27,14 @@ def node_env(test_name: str) -> dict:
 
 
 def start_node(module: str, params_file: Path, env: dict, log: Path,
-               *extra: str) -> subprocess.Popen:
-    """`python -m <module> --ros-args --params-file <file> <extra>`, output to `log`."""
+               *extra: str, cwd: Path = ROOT) -> subprocess.Popen:
+    """`python -m <module> --ros-args --params-file <file> <extra>` in cwd, output to `log`
+    (`python <module>` for a script: an absolute path ending in .py)."""
+    target = [module] if module.endswith('.py') else ['-m', module]
     with open(log, 'wb') as out:
-        return subprocess.Popen([sys.executable, '-m', module, '--ros-args', '--params-file',
+        return subprocess.Popen([sys.executable, *target, '--ros-args', '--params-file',
                                  str(params_file), *extra],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
 
 
 def stop(proc: subprocess.Popen) -> None:

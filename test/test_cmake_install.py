@@ -59,3 +59,24 @@ def test_cmake_install_puts_da3_ros_in_bin(tmp_path):
 def _cached_python() -> str:
     cache = (BUILD / 'CMakeCache.txt').read_text()
     return re.search(r'^_?Python3_EXECUTABLE:\w+=(.*)$', cache, re.M).group(1)
+
+
+@pytest.mark.skipif(not (BUILD / 'CMakeCache.txt').is_file() or not shutil.which('cmake'),
+                    reason='no configured CMake build (scripts/setup.sh makes build/da3_ros)')
+def test_installed_configs_find_their_files_from_any_directory(tmp_path):
+    """After the install, the installed depth_nuscenes_6cam.yaml (named package://da3_ros/...,
+    run from /) finds the calibration beside it in share/da3_ros/config (issue 15 item 4)."""
+    for command in (['cmake', '--build', str(BUILD)],
+                    ['cmake', '--install', str(BUILD), '--prefix', str(tmp_path)]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    site = next(tmp_path.glob('lib/python3*/site-packages'))
+    code = ("from da3_ros.launch_logic import rig_nodes; "
+            "(node,) = rig_nodes('package://da3_ros/config/depth_nuscenes_6cam.yaml'); "
+            "print(node.parameters['rig.calibration_file'])")
+    result = subprocess.run([sys.executable, '-c', code], cwd='/', capture_output=True,
+                            text=True, timeout=120, env={**os.environ, 'PYTHONPATH': str(site),
+                                                         'AMENT_PREFIX_PATH': str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / 'share' / 'da3_ros' / 'config'
+    assert result.stdout.strip() == str(config / 'nuscenes_6cam_calibration.yaml')

@@ -30,6 +30,7 @@ README = ROOT / 'docs' / 'packaging.md'
 ROSDEP_KEY = {
     'rclpy': 'rclpy',
     'rcl_interfaces': 'rcl_interfaces',
+    'ament_index_python': 'ament_index_python',  # package:// parameter paths
     'builtin_interfaces': 'builtin_interfaces',
     'std_msgs': 'std_msgs',
     'std_srvs': 'std_srvs',

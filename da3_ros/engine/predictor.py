@@ -20,6 +20,7 @@ from da3_ros.engine.pose_alignment import apply_to_extrinsics, fit_given_to_pred
 from da3_ros.engine.prediction import Prediction, TensorPrediction, ViewGeometry
 from da3_ros.engine.preprocess import (
     Preprocessed,
+    as_rgb,
     check_resize_config,
     normalize_extrinsics,
     plan_resize,
@@ -34,27 +35,29 @@ SKY_MASK_THRESHOLD = 0.5     # the official API's bool sky (the network's own fi
 
 
 def _check_images(images) -> list | torch.Tensor:
-    """A non-empty list of (H, W, 3) uint8 numpy arrays or torch tensors, or one
-    (S, H, W, 3) uint8 torch tensor (returned as is)."""
+    """A non-empty list of (H, W, 3) uint8 RGB numpy arrays or torch tensors, or one
+    (S, H, W, 3) uint8 torch tensor (returned as is). Grayscale ((H, W), (S, H, W)) and RGBA
+    ((H, W, 4), (S, H, W, 4)) are converted as the official API does (preprocess.as_rgb);
+    other shapes raise InputError saying how to convert."""
     if isinstance(images, torch.Tensor):
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[3] != 3 \
-                or 0 in images.shape:
-            raise InputError(f'a stacked image tensor must be (S, H, W, 3) uint8 with S, H, '
-                             f'W > 0, got {tuple(images.shape)} {images.dtype}')
-        return images
+        if images.dtype != torch.uint8 or 0 in images.shape or not (
+                images.ndim == 3 or (images.ndim == 4 and images.shape[3] in (1, 3, 4))):
+            raise InputError(f'a stacked image tensor must be (S, H, W, 3) uint8 RGB (or '
+                             f'(S, H, W) grayscale, (S, H, W, 4) RGBA) with S, H, W > 0, got '
+                             f'{tuple(images.shape)} {images.dtype}')
+        if images.ndim == 3 or images.shape[3] == 1:
+            grey = images if images.ndim == 3 else images[..., 0]
+            return grey[..., None].expand(*grey.shape, 3).contiguous()
+        return images if images.shape[3] == 3 else images[..., :3].contiguous()
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise InputError('images must be a non-empty list of (H, W, 3) uint8 RGB images')
+    out = []
     for v, img in enumerate(images):
         if not isinstance(img, (np.ndarray, torch.Tensor)):
             raise InputError(f'view {v}: expected a numpy array or torch tensor, '
                              f'got {type(img).__name__}')
-        if img.dtype not in (np.uint8, torch.uint8):
-            raise InputError(f'view {v}: dtype must be uint8, got {img.dtype}')
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise InputError(f'view {v}: shape must be (H, W, 3) RGB, got {tuple(img.shape)}')
-        if img.shape[0] == 0 or img.shape[1] == 0:
-            raise InputError(f'view {v}: zero-size image {tuple(img.shape)}')
-    return list(images)
+        out.append(as_rgb(v, img))
+    return out
 
 
 def _check_matrices(value, S: int, shape: tuple[int, int], name: str) -> np.ndarray | None:
@@ -154,8 +157,10 @@ class Predictor:
     def predict(self, images, intrinsics=None, extrinsics=None) -> Prediction:
         """Run one multi-view call.
 
-        images: S images (H_v, W_v, 3) uint8 RGB, numpy or torch, any sizes (all views are
-            brought to one processing size, as the official); or one (S, H, W, 3) uint8
+        images: S images (H_v, W_v, 3) uint8 RGB, numpy or torch, any sizes of at least 14 px
+            a side (all views are brought to one processing size, as the official: the larger
+            ones centre-cropped, see preprocess.mixed_sizes_note); (H, W) grayscale and
+            (H, W, 4) RGBA are converted as the official API does; or one (S, H, W, 3) uint8
             tensor, preprocessed with torch ops where it lies (preprocess_torch; compiled on
             CUDA) and then moved to the backend's device
         intrinsics: (S, 3, 3) pinhole K in each input image's pixels, or None

@@ -72,12 +72,16 @@ def plan_resize(h: int, w: int, process_res: int = 504,
                 method: str = 'upper_bound_resize') -> ResizePlan:
     """The official resize plan for an h x w image (Python round-half-even, as the official).
 
-    Raises ConfigError for an unknown method or process_res < 14, InputError for a zero-size
-    image or one so elongated that a network side would be shorter than 14 px.
+    Raises ConfigError for an unknown method or process_res < 14, InputError for an image
+    with a side below one patch (14 px: too small for the network, however it is resized) or
+    one so elongated that a network side would be shorter than 14 px.
     """
     check_resize_config(process_res, method)
     if h <= 0 or w <= 0:
         raise InputError(f'image size must be positive, got {h}x{w} (h x w)')
+    if h < PATCH_SIZE or w < PATCH_SIZE:
+        raise InputError(f'image {h}x{w} (h x w) is smaller than one {PATCH_SIZE} px network '
+                         f'patch: each side must reach {PATCH_SIZE} px')
     side = max(h, w) if method.startswith('upper') else min(h, w)
     bh, bw = h, w
     if side != process_res:
@@ -145,15 +149,39 @@ class Preprocessed:
         return out
 
 
-def _check_image(v: int, img) -> None:
+def as_rgb(v: int, img):
+    """One view as (H, W, 3) uint8 RGB, converted as the official API's PIL .convert('RGB')
+    does: 2-D (H, W) or (H, W, 1) grayscale is repeated into 3 channels, RGBA (H, W, 4)
+    loses its alpha (not composited). numpy arrays and torch tensors; (H, W, 3) comes back
+    as is. Any other shape or dtype raises InputError saying how to convert.
+    """
+    shape = tuple(img.shape)
+    if img.ndim == 3 and shape[2] == 3:
+        rgb = img
+    elif img.ndim == 2 or (img.ndim == 3 and shape[2] == 1):
+        grey = img if img.ndim == 2 else img[..., 0]
+        rgb = (grey[..., None].expand(*grey.shape, 3) if isinstance(grey, torch.Tensor)
+               else np.repeat(grey[..., None], 3, axis=2))
+    elif img.ndim == 3 and shape[2] == 4:
+        rgb = img[..., :3]
+    else:
+        raise InputError(f'view {v}: shape must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) '
+                         f'grayscale, got {shape}; convert it first, e.g. '
+                         f'cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for BGR, or '
+                         f'np.moveaxis(img, 0, -1) for channels-first (3, H, W)')
+    if img.dtype not in (np.uint8, torch.uint8):
+        raise InputError(f'view {v}: dtype must be uint8, got {img.dtype}; scale and convert '
+                         f'it first, e.g. np.clip(img * 255, 0, 255).astype(np.uint8) for '
+                         f'floats in [0, 1]')
+    if shape[0] == 0 or shape[1] == 0:
+        raise InputError(f'view {v}: zero-size image {shape}')
+    return rgb
+
+
+def _check_image(v: int, img) -> np.ndarray:
     if not isinstance(img, np.ndarray):
         raise InputError(f'view {v}: expected a numpy array, got {type(img).__name__}')
-    if img.dtype != np.uint8:
-        raise InputError(f'view {v}: dtype must be uint8, got {img.dtype}')
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise InputError(f'view {v}: shape must be (H, W, 3) RGB, got {img.shape}')
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise InputError(f'view {v}: zero-size image {img.shape}')
+    return as_rgb(v, img)
 
 
 def _resize_cv2(img: np.ndarray, plan: ResizePlan) -> np.ndarray:
@@ -181,6 +209,26 @@ def _common_crops(sizes: list[tuple[int, int]]):
     return (mh, mw), img, ixt
 
 
+def mixed_sizes_note(names: list[str], sizes: list[tuple[int, int]], process_res: int = 504,
+                     method: str = 'upper_bound_resize') -> str | None:
+    """None when every view has one (h, w); else one line for a warning that names each view,
+    its input size and network size, and the common processing size every view is
+    centre-cropped to (the official policy: the smallest network H and W). Raises InputError
+    as plan_resize for a view too small for the network.
+    """
+    if len(set(sizes)) <= 1:
+        return None
+    plans = [plan_resize(h, w, process_res, method) for h, w in sizes]
+    (mh, mw), _, _ = _common_crops([p.network_hw for p in plans])
+    views = ', '.join(
+        f'{name} {h}x{w} -> {p.network_hw[0]}x{p.network_hw[1]}'
+        + (' (cropped)' if p.network_hw != (mh, mw) else '')
+        for name, (h, w), p in zip(names, sizes, plans, strict=True))
+    return (f'images of different sizes in one set (h x w, input -> network at process_res '
+            f'{process_res}, {method}): {views}; the network processes every view at '
+            f'{mh}x{mw}, centre-cropping the larger ones, so their borders get no depth')
+
+
 def _normalise(x: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) float32 in 0..255 -> ToTensor (/255) then ImageNet normalisation."""
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device)[:, None, None]
@@ -192,7 +240,8 @@ def preprocess(images: list[np.ndarray], process_res: int = 504,
                method: str = 'upper_bound_resize') -> Preprocessed:
     """The official preprocessing (cv2 on the host), one image at a time, then stacked.
 
-    images: S arrays (H_v, W_v, 3) uint8 RGB, sizes may differ per view
+    images: S arrays (H_v, W_v, 3) uint8 RGB, sizes may differ per view; (H, W) grayscale and
+        (H, W, 4) RGBA are converted (as_rgb); each side at least 14 px
     process_res: target of the longest (upper_bound_*) or shortest (lower_bound_*) side, px
     returns Preprocessed with images (1, S, 3, H, W) float32 on the CPU; views of different
     network sizes are centre-cropped to the smallest H and the smallest W, as the official.
@@ -200,8 +249,7 @@ def preprocess(images: list[np.ndarray], process_res: int = 504,
     check_resize_config(process_res, method)
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise InputError('images must be a non-empty list of (H, W, 3) uint8 arrays')
-    for v, img in enumerate(images):
-        _check_image(v, img)
+    images = [_check_image(v, img) for v, img in enumerate(images)]
     plans = tuple(plan_resize(img.shape[0], img.shape[1], process_res, method)
                   for img in images)
     arrays = [_resize_cv2(img, p) for img, p in zip(images, plans, strict=True)]

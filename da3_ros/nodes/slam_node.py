@@ -23,17 +23,18 @@ from da3_ros.errors import ConfigError, Da3RosError
 from da3_ros.ros import qos
 from da3_ros.ros import slam_outputs as out
 from da3_ros.ros.diagnostics import CauseThrottle
+from da3_ros.ros.live_params import LiveParameters
 from da3_ros.ros.node_main import STOP_WAIT_S, run_node
 from da3_ros.ros.slam_frames import SlamFrames
 from da3_ros.ros.slam_inputs import system_factory
-from da3_ros.ros.slam_params import declare_slam_params
+from da3_ros.ros.slam_params import SLAM_PARAMS, apply_live_slam, declare_slam_params
 from da3_ros.ros.slam_publishers import SlamPublishers
 from da3_ros.ros.slam_session import SlamSession
 from da3_ros.ros.tf_buffer import TfBuffer, TfListener
 
 
 def _make_predictor(cfg):
-    if cfg['predictor'] == 'simulated' or cfg['input_mode'] == 'rig_depth':
+    if cfg.simulation is not None or cfg['input_mode'] == 'rig_depth':
         return None
     from da3_ros.engine.factory import make_predictor
     try:
@@ -45,9 +46,11 @@ def _make_predictor(cfg):
 
 
 class SlamNode(Node):
-    def __init__(self, predictor=None):
+    def __init__(self, predictor=None, simulated: bool = False):
+        """simulated: the node tests' simulated predictor instead of the network, configured
+        by slam_params.SIMULATION_PARAMS (test/slam_node/simulated_slam_node.py)."""
         super().__init__('da3_slam')
-        self.cfg = cfg = declare_slam_params(self)
+        self.cfg = cfg = declare_slam_params(self, simulated)
         self.session = SlamSession(system_factory(cfg, predictor or _make_predictor(cfg)))
         self.tf_buffer = TfBuffer()
         self._tf_listener = TfListener(self, self.tf_buffer)
@@ -60,20 +63,38 @@ class SlamNode(Node):
         self.create_service(Trigger, '~/save_map', self._save)
         self.create_service(Trigger, '~/reset', self._reset)
         self.create_timer(cfg['diagnostics_period_s'], self._publish_diagnostics)
-        self.create_timer(max(cfg['publish.tf_period_s'], 0.05), self._republish)
+        self._republish_timer = self.create_timer(max(cfg['publish.tf_period_s'], 0.05),
+                                                  self._republish)
+        # `ros2 param set`: live parameters apply at once, the others are read-only
+        self._live = LiveParameters(self, SLAM_PARAMS,
+                                    lambda values: apply_live_slam(self.cfg, values),
+                                    self._apply_config)
         if cfg['map.load_path']:
             self.out.publish_prior(cfg['map.load_path'])
         with self.lock:
             self._last_summary = self._summary()    # what diagnostics show during a chunk
         source = (cfg['rig_depth_topic'] if cfg['input_mode'] == 'rig_depth'
                   else f"{len(cfg['cameras'])} cameras {cfg['cameras']}")
-        network = ('simulated predictor (test)' if cfg['predictor'] == 'simulated' else
+        network = ('simulated predictor (test)' if cfg.simulation is not None else
                    f"{cfg['model']} on {cfg['backend']}/{cfg['device']} {cfg['precision']}")
         self.get_logger().info(
             f"SLAM on {source}: {network}, chunks of {cfg['chunk.size']} frames "
             f"(overlap {cfg['chunk.overlap']}), loops {'on' if cfg['loops.enabled'] else 'off'}")
         self.worker = threading.Thread(target=self._work, name='da3_slam_worker', daemon=True)
         self.worker.start()
+
+    def _apply_config(self, cfg) -> None:
+        """A configuration with new live parameters (apply_live_slam) -> the running parts;
+        they read it at their next use (publishers: map period and voxel; frames)."""
+        self.cfg = self.out.cfg = self.frames.cfg = cfg
+        if (sync := getattr(self.frames, 'sync', None)) is not None:  # input_mode cameras
+            s_ns = cfg.s_to_ns
+            sync.configure(round(cfg['sync.slop_s'] * s_ns), cfg['sync.queue_size'],
+                           round(cfg['sync.max_wait_s'] * s_ns),
+                           round(cfg['sync.max_jump_s'] * s_ns))
+        self.throttle.period_s = cfg['log_throttle_s']
+        self._republish_timer.timer_period_ns = round(max(cfg['publish.tf_period_s'], 0.05)
+                                                      * 1e9)
 
     def _drop(self, cause: str, text: str) -> None:
         self.drops[cause] += 1

@@ -3,8 +3,11 @@
 Per camera (header = the input image's stamp and optical frame):
 - depth 32FC1 (metres when Prediction.is_metric, NaN = invalid) and confidence 32FC1;
 - CameraInfo whose K and size are those of the published depth (network resolution: the
-  prediction's K; input resolution: depth_at_input + K_input), D = 0 (the depth is a pinhole
-  estimate of the raw image, and the clouds back-project it without distortion);
+  prediction's K; input resolution: depth_at_input + K_input). The depth lies on the input
+  image's own (possibly distorted) pixel grid, resized: when K came from the input CameraInfo
+  (CameraInput.distortion set) its distortion_model and D are copied (they hold at any
+  resolution of that image); when K is the network's estimate, D = 0 plumb_bob (DA3's
+  pinhole model of the image). The clouds back-project through K only (no distortion);
 - PointCloud2 (x y z rgb confidence) = back-projection of exactly that depth through exactly
   that K, then the CloudConfig filters (confidence, sky, stride, range, voxel);
 - optional colourised depth (rgb8) for people.
@@ -38,11 +41,13 @@ from da3_ros.ros.time_sync import stamp_to_ns
 @dataclass(frozen=True)
 class CameraInput:
     """One camera's image of the set: name, input header (stamp, optical frame) and
-    rgb (H_in, W_in, 3) uint8."""
+    rgb (H_in, W_in, 3) uint8; distortion: (distortion_model, D) of the input CameraInfo whose
+    K the prediction used, copied into the published CameraInfo (None: D = 0 plumb_bob)."""
 
     name: str
     header: Header
     rgb: np.ndarray
+    distortion: tuple[str, tuple[float, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,11 @@ def camera_view(pred: Prediction, v: int, rgb: np.ndarray, resolution: str) -> C
 
 
 def camera_messages(depth: np.ndarray, confidence: np.ndarray | None, K: np.ndarray,
-                    header: Header, opts: OutputOptions) -> CameraOutputs:
+                    header: Header, opts: OutputOptions,
+                    distortion: tuple[str, tuple[float, ...]] | None = None) -> CameraOutputs:
     """One camera's image messages (depth, confidence, CameraInfo, colourised depth) without
-    the cloud. depth, confidence: (H, W) float32; K: (3, 3) pixels of (H, W)."""
+    the cloud. depth, confidence: (H, W) float32; K: (3, 3) pixels of (H, W); distortion:
+    CameraInput.distortion."""
     out, want = CameraOutputs(), opts.publish
     H, W = depth.shape
     if 'depth' in want or 'rig_depth' in want:
@@ -134,7 +141,8 @@ def camera_messages(depth: np.ndarray, confidence: np.ndarray | None, K: np.ndar
     if confidence is not None and ('confidence' in want or 'rig_depth' in want):
         out.confidence = float_to_image(confidence, header)
     if 'camera_info' in want or 'rig_depth' in want:
-        out.camera_info = pinhole_to_camera_info(Pinhole(K, H, W), header)
+        model, D = distortion or ('plumb_bob', None)
+        out.camera_info = pinhole_to_camera_info(Pinhole(K, H, W), header, D, model)
     if 'colorized_depth' in want:
         out.colorized_depth = colorize_depth(depth, header)
     return out
@@ -144,9 +152,10 @@ def wants_points(opts: OutputOptions) -> bool:
     return 'cloud' in opts.publish or 'fused_cloud' in opts.publish
 
 
-def _camera_outputs(view: CameraView, header: Header, opts: OutputOptions,
+def _camera_outputs(view: CameraView, cam: CameraInput, opts: OutputOptions,
                     ) -> tuple[CameraOutputs, Points | None]:
-    out = camera_messages(view.depth, view.confidence, view.K, header, opts)
+    header = cam.header
+    out = camera_messages(view.depth, view.confidence, view.K, header, opts, cam.distortion)
     points = None
     if wants_points(opts):
         sky = view.sky if opts.remove_sky else None
@@ -218,7 +227,7 @@ def build_outputs(pred: Prediction, inputs: list[CameraInput], stamp_ns: int,
     cams, points = [], []
     for v, cam in enumerate(inputs):
         view = camera_view(pred, v, cam.rgb, opts.resolution)
-        out, pts = _camera_outputs(view, cam.header, opts)
+        out, pts = _camera_outputs(view, cam, opts)
         cams.append(out)
         points.append(pts)
 

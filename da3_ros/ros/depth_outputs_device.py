@@ -56,7 +56,8 @@ def build_outputs_on_device(pred: TensorPrediction, images: Tensor, inputs: list
     cams = []
     for v, cam in enumerate(inputs):
         conf = None if host.confidence is None else host.confidence[v]
-        out = camera_messages(host.depth[v], conf, pred.K[v], cam.header, opts)
+        out = camera_messages(host.depth[v], conf, pred.K[v], cam.header, opts,
+                              cam.distortion)
         if 'cloud' in opts.publish:
             out.cloud = packed_to_cloud(host.clouds[v], cam.header)
         cams.append(out)

@@ -4,15 +4,19 @@ Every parameter is declared once (PARAMS: name, default, description, range or c
 into DepthConfig by `parse_depth_config`, a pure function of a name -> value dict, so every rule
 is unit-testable without rclpy. Every error is a ConfigError whose message starts with the
 parameter's name: "parameter 'sync.slop_s': ...". config/depth_*.yaml mirror these names.
+Parameters marked live (Param.live) take `ros2 param set` on the running node (apply_live,
+ros/live_params.py); the others are declared read-only. A key in the params files or `-p` that
+the table lacks stops the node naming it (unknown_parameters).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from da3_ros.errors import ConfigError
+from da3_ros.ros.param_paths import node_paths
 from da3_ros.ros.pointcloud import CloudConfig
 
 REQUIRED = object()  # default of a parameter the user must set (declared without a value)
@@ -26,7 +30,9 @@ OUTPUTS = ('depth', 'confidence', 'camera_info', 'cloud', 'fused_cloud', 'colori
 
 @dataclass(frozen=True)
 class Param:
-    """One declared parameter. kind: 'str', 'int', 'float', 'bool' or 'str[]'."""
+    """One declared parameter. kind: 'str', 'int', 'float', 'bool' or 'str[]'. live: `ros2 param
+    set` applies it to the running node (checked as at start-up); otherwise it is read at
+    start-up only and declared read-only, so rclpy refuses a set ("parameter is read-only")."""
 
     name: str
     kind: str
@@ -34,21 +40,23 @@ class Param:
     description: str
     range: tuple[float, float] | None = None  # inclusive, for int and float
     choices: tuple[str, ...] = ()
+    live: bool = False
 
 
 # The camera synchroniser's parameters, shared by every node that syncs cameras.
 SYNC_PARAMS: tuple[Param, ...] = (
     Param('sync.slop_s', 'float', 0.05,
-          'largest stamp difference between the cameras of one set, seconds', range=(0.0, 10.0)),
+          'largest stamp difference between the cameras of one set, seconds', range=(0.0, 10.0),
+          live=True),
     Param('sync.queue_size', 'int', 10, 'images kept per camera while waiting for a set',
-          range=(1, 1000)),
+          range=(1, 1000), live=True),
     Param('sync.max_wait_s', 'float', 1.0,
           'stamp-time age after which an image waiting for its set is dropped (stale_partial); '
-          '>= sync.slop_s and above the slowest camera period', range=(0.0, 60.0)),
+          '>= sync.slop_s and above the slowest camera period', range=(0.0, 60.0), live=True),
     Param('sync.max_jump_s', 'float', 5.0,
           'a stamp further than this from the newest stamp, forward or backward, is a time '
           'jump: a bad stamp is dropped alone, a timeline that moved (bag loop, clock reset) '
-          'resets the synchroniser; >= sync.max_wait_s', range=(0.0, 86400.0)),
+          'resets the synchroniser; >= sync.max_wait_s', range=(0.0, 86400.0), live=True),
 )
 
 
@@ -118,21 +126,24 @@ PARAMS: tuple[Param, ...] = (
     Param('output_resolution', 'str', 'network',
           'publish depth at the network resolution or resampled to the input resolution; '
           'CameraInfo always matches', choices=RESOLUTIONS),
-    *(Param(f'publish.{out}', 'bool', out != 'colorized_depth', f'publish {out}')
+    *(Param(f'publish.{out}', 'bool', out != 'colorized_depth', f'publish {out}', live=True)
       for out in OUTPUTS),
     Param('cloud.min_confidence', 'float', 0.0,
           'drop cloud points with confidence below this (DA3 confidence is >= 1; 0 keeps all)',
-          range=(0.0, 1e6)),
-    Param('cloud.remove_sky', 'bool', True, 'drop sky pixels (models that predict sky)'),
-    Param('cloud.stride', 'int', 1, 'use every stride-th pixel row and column', range=(1, 64)),
-    Param('cloud.voxel_size_m', 'float', 0.0, 'per-camera voxel averaging edge, 0 = off',
-          range=(0.0, 100.0)),
+          range=(0.0, 1e6), live=True),
+    Param('cloud.remove_sky', 'bool', True, 'drop sky pixels (models that predict sky)',
+          live=True),
+    Param('cloud.stride', 'int', 1, 'use every stride-th pixel row and column', range=(1, 64),
+          live=True),
+    Param('cloud.voxel_size_m', 'float', 0.0,
+          'per-camera voxel averaging edge, 0 = off (on a GPU, > 0 takes the host path)',
+          range=(0.0, 100.0), live=True),
     Param('cloud.min_range_m', 'float', 0.0, 'drop points nearer than this to the camera',
-          range=(0.0, 1e6)),
+          range=(0.0, 1e6), live=True),
     Param('cloud.max_range_m', 'float', 200.0, 'drop points farther than this',
-          range=(0.0, 1e6)),
+          range=(0.0, 1e6), live=True),
     Param('fused.voxel_size_m', 'float', 0.0, 'fused rig cloud voxel edge, 0 = off',
-          range=(0.0, 100.0)),
+          range=(0.0, 100.0), live=True),
     Param('qos.reliable_inputs', 'bool', False,
           'subscribe reliable instead of sensor-data (best effort) QoS'),
     Param('qos.reliable_outputs', 'bool', False,
@@ -140,7 +151,7 @@ PARAMS: tuple[Param, ...] = (
     Param('diagnostics_period_s', 'float', 1.0, '/diagnostics publishing period',
           range=(0.01, 60.0)),
     Param('log_throttle_s', 'float', 5.0, 'one log line per drop cause per this many seconds',
-          range=(0.0, 3600.0)),
+          range=(0.0, 3600.0), live=True),
 )
 PARAM_NAMES = tuple(p.name for p in PARAMS)
 
@@ -244,6 +255,13 @@ def check_precision(v: dict) -> None:
                    "or bf16")
 
 
+def check_cloud(v: dict) -> None:
+    """ConfigError when cloud.max_range_m <= cloud.min_range_m (no point could pass)."""
+    if v['cloud.min_range_m'] >= v['cloud.max_range_m']:
+        raise _bad('cloud.max_range_m', f"{v['cloud.max_range_m']} <= cloud.min_range_m "
+                   f"{v['cloud.min_range_m']}")
+
+
 def _cameras(v: dict) -> tuple[CameraSpec, ...]:
     namespaces, transports = v['cameras'], v['image_transport']
     if not namespaces:
@@ -288,9 +306,7 @@ def _check_modes(v: dict) -> None:
     if source != 'none' and not v['rig.base_frame']:
         raise _bad('rig.base_frame', 'must name the frame of the rig extrinsics')
     check_sync(v)
-    if v['cloud.min_range_m'] >= v['cloud.max_range_m']:
-        raise _bad('cloud.max_range_m', f"{v['cloud.max_range_m']} <= cloud.min_range_m "
-                   f"{v['cloud.min_range_m']}")
+    check_cloud(v)
     if v['backend'] != 'torch' and not v['model_file']:
         raise _bad('model_file', f"the {v['backend']} backend needs an .onnx / .engine file")
     if v['backend'] == 'torch' and v['model_file']:
@@ -344,6 +360,57 @@ def parse_depth_config(values: dict[str, Any]) -> DepthConfig:
         diagnostics_period_s=v['diagnostics_period_s'], log_throttle_s=v['log_throttle_s'])
 
 
+def apply_live(cfg: DepthConfig, values: dict[str, Any]) -> DepthConfig:
+    """The running configuration with new values of the live parameters (`ros2 param set`).
+
+    values: name -> raw value of every live parameter (the current ones and the new ones),
+    checked as at start-up (type, range, choices, check_sync, check_cloud); raises ConfigError
+    naming the parameter. Gives what parse_depth_config gives for the same values.
+    """
+    v = {p.name: _check_value(p, values[p.name]) for p in PARAMS if p.live}
+    check_sync(v)
+    check_cloud(v)
+    s_to_ns = 1_000_000_000
+    return replace(
+        cfg, slop_ns=round(v['sync.slop_s'] * s_to_ns), queue_size=v['sync.queue_size'],
+        max_wait_ns=round(v['sync.max_wait_s'] * s_to_ns),
+        max_jump_ns=round(v['sync.max_jump_s'] * s_to_ns),
+        publish=frozenset(out for out in OUTPUTS if v[f'publish.{out}']),
+        cloud=CloudConfig(min_confidence=v['cloud.min_confidence'] or None,
+                          min_range_m=v['cloud.min_range_m'],
+                          max_range_m=v['cloud.max_range_m'], stride=v['cloud.stride'],
+                          voxel_size_m=v['cloud.voxel_size_m']),
+        remove_sky=v['cloud.remove_sky'], fused_voxel_size_m=v['fused.voxel_size_m'],
+        log_throttle_s=v['log_throttle_s'])
+
+
+def unknown_parameters(given, params, node_name: str) -> None:
+    """ConfigError naming the first of `given` (parameter names from the params files and
+    `-p` for this node) that is not in `params`, with the closest declared name, if any:
+    rclpy itself ignores such a key, so a misspelled one would silently keep its default.
+    rclpy's own parameters (use_sim_time, ...) and qos_overrides.* are not ours to judge."""
+    import difflib
+
+    known = {p.name for p in params}
+    unknown = sorted(name for name in given if name not in known
+                     and name not in ROS_OWN_PARAMS and not name.startswith('qos_overrides.'))
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ''
+    more = f' (unknown too: {unknown[1:]})' if len(unknown) > 1 else ''
+    raise _bad(unknown[0], f'is not a {node_name} parameter{hint}{more}')
+
+
+ROS_OWN_PARAMS = ('use_sim_time', 'start_type_description_service')
+
+
+def overrides(node) -> list[str]:
+    """The parameter names the params files and `-p` give this node (its name's section and
+    /**), which rclpy keeps without declaring them."""
+    return list(getattr(node, '_parameter_overrides', {}))
+
+
 def check_model_for_mode(cfg: DepthConfig, model_name: str, is_anyview: bool,
                          supports_cameras: bool) -> None:
     """Raise ConfigError when the loaded model cannot serve metric_mode / pose_conditioning.
@@ -363,8 +430,10 @@ def declare_params(node, params) -> dict[str, Any]:
     """Declare a parameter table on an rclpy node (descriptions, ranges, choices) and return the
     raw values by name. A str[] parameter with default [] is declared typed (rclpy cannot infer
     an empty list's type) and reads back as []; an unset REQUIRED one reads back as None.
+    Path parameters come back resolved against the params file that set them (param_paths).
 
-    Raises ConfigError naming the parameter for values rclpy itself rejects.
+    Raises ConfigError naming the parameter for values rclpy itself rejects or a path that is
+    not found.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.parameter import Parameter
@@ -374,7 +443,7 @@ def declare_params(node, params) -> dict[str, Any]:
              'str[]': Parameter.Type.STRING_ARRAY}
     values = {}
     for p in params:
-        descriptor = ParameterDescriptor(description=p.description)
+        descriptor = ParameterDescriptor(description=p.description, read_only=not p.live)
         if p.choices:
             descriptor.additional_constraints = f'one of {list(p.choices)}'
         if p.range is not None and p.kind == 'int':
@@ -391,11 +460,13 @@ def declare_params(node, params) -> dict[str, Any]:
             raise _bad(p.name, f'{type(err).__name__}: {err}') from err
         if empty_list and values[p.name] is None:
             values[p.name] = []
-    return values
+    # relative paths mean the folder of the params file that set them (param_paths.py)
+    return node_paths(values, node.get_fully_qualified_name())
 
 
 def declare_depth_params(node) -> DepthConfig:
     """Declare PARAMS on an rclpy node and parse them into DepthConfig (ConfigError names the
-    parameter)."""
+    parameter, also one in the params files or `-p` that PARAMS does not have)."""
+    unknown_parameters(overrides(node), PARAMS, 'depth node')
     values = declare_params(node, PARAMS)
     return parse_depth_config(values)

@@ -61,13 +61,16 @@ class DepthPipeline:
         network), 'packing' (cloud packing + download), 'messages', and on CUDA the GPU time
         of the first three as 'gpu_upload', 'gpu_network', 'gpu_packing' (events; the host
         times of the network and packing stages overlap GPU work); on the host path
-        'network' and 'messages'. A set whose views differ in size takes the host path."""
-        rgb = [c.rgb for c in inputs]
-        if self.device is None or len({img.shape for img in rgb}) != 1:
+        'network' and 'messages'. A set whose views differ in size, or whose options (opts may
+        be replaced while the node runs: `ros2 param set`) the device path does not support,
+        takes the host path."""
+        rgb, opts = [c.rgb for c in inputs], self.opts
+        if (self.device is None or len({img.shape for img in rgb}) != 1
+                or not device_path_supported(opts)):
             clock = StageClock('cpu')
             pred = self.predictor.predict(rgb, K, T)
             clock.lap('network')
-            out = build_outputs(pred, inputs, stamp_ns, frames, self.opts)
+            out = build_outputs(pred, inputs, stamp_ns, frames, opts)
             clock.lap('messages')
         else:
             clock = StageClock(self.device.device)
@@ -75,13 +78,13 @@ class DepthPipeline:
             clock.lap('upload')
             pred = self.predictor.predict_tensors(images, K, T)
             clock.lap('network')
-            out = build_outputs_on_device(pred, images, inputs, stamp_ns, frames, self.opts,
+            out = build_outputs_on_device(pred, images, inputs, stamp_ns, frames, opts,
                                           self.device, lambda: clock.lap('packing'))
             clock.lap('messages')
             if self._check_pending:
                 self._check_pending = False
                 self.device_check = output_differences(
-                    out, build_outputs(pred.numpy(), inputs, stamp_ns, frames, self.opts))
+                    out, build_outputs(pred.numpy(), inputs, stamp_ns, frames, opts))
         for name, seconds in clock.times().items():
             stage(name, seconds)
         return out

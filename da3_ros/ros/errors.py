@@ -8,11 +8,13 @@ from da3_ros.errors import InputError
 
 
 class MessageError(InputError):
-    """A ROS message cannot be used; `cause` says why in one counter-friendly word."""
+    """A ROS message cannot be used; `cause` says why in one counter-friendly word; `source`
+    names the camera it concerns when known (None: the rig / the caller knows)."""
 
-    def __init__(self, cause: str, detail: str):
+    def __init__(self, cause: str, detail: str, source: str | None = None):
         super().__init__(f'{cause}: {detail}')
         self.cause = cause
+        self.source = source
 
 
 class ImageError(MessageError):

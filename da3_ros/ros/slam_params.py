@@ -2,13 +2,18 @@
 
 Same scheme as depth_params: every parameter is declared once (SLAM_PARAMS), parsed by a pure
 function of a name -> value dict (`parse_slam_config`), and every error is a ConfigError that
-starts with the parameter's name. Parameters named `test.*` only serve the simulated predictor
-(predictor 'simulated'), which stands in for the network in node tests; never use them on a
-robot.
+starts with the parameter's name. Live parameters (Param.live: sync.*, publish.*,
+log_throttle_s) take `ros2 param set` (apply_live_slam); the others are read-only.
+
+Test-only parameters are not in SLAM_PARAMS. The simulated predictor, which stands in for the
+network in the node tests, has its own table, SIMULATION_PARAMS (`test.simulated_*`), declared
+only by SlamNode(simulated=True), i.e. by test/slam_node/simulated_slam_node.py; there is no
+switch in the production node, so `ros2 run da3_ros slam_node` refuses those keys as unknown
+like any other.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ from da3_ros.ros.depth_params import (
     check_precision,
     check_sync,
     declare_params,
+    overrides,
+    unknown_parameters,
 )
 from da3_ros.slam.chunking import ChunkConfig
 from da3_ros.slam.loops import LoopConfig
@@ -28,7 +35,6 @@ from da3_ros.slam.map import MapConfig
 from da3_ros.slam.system import SlamConfig
 
 INPUT_MODES = ('cameras', 'rig_depth')
-PREDICTORS = ('network', 'simulated')
 SIM_PROFILES = ('nominal', 'noiseless', 'hard')
 
 SLAM_PARAMS: tuple[Param, ...] = (
@@ -52,9 +58,6 @@ SLAM_PARAMS: tuple[Param, ...] = (
     Param('queue_size', 'int', 1000,
           'frames waiting for the SLAM worker; the oldest is dropped when full',
           range=(1, 100000)),
-    Param('predictor', 'str', 'network',
-          "'network' (DA3 through the engine) or 'simulated' (test stand-in, test.* params)",
-          choices=PREDICTORS),
     Param('model', 'str', 'depth-anything/DA3-LARGE', 'Hugging Face id or checkpoint folder'),
     Param('backend', 'str', 'torch', 'inference backend (loops need the torch backend)',
           choices=('torch', 'onnxruntime', 'tensorrt')),
@@ -65,17 +68,6 @@ SLAM_PARAMS: tuple[Param, ...] = (
           choices=('auto', 'fp32', 'bf16', 'fp16')),
     Param('process_res', 'int', 504, 'network resolution (longest side, pixels)',
           range=(14, 4096)),
-    Param('test.simulated_trajectory', 'str', '',
-          "TEST ONLY (predictor 'simulated'): ground truth file, TUM (8 columns) or KITTI (12); "
-          'frame i of the stream is rendered at its pose i'),
-    Param('test.simulated_profile', 'str', 'nominal', 'TEST ONLY: simulated error profile',
-          choices=SIM_PROFILES),
-    Param('test.simulated_seed', 'int', 0, 'TEST ONLY: seed of the simulated errors',
-          range=(0, 2**31 - 1)),
-    Param('test.simulated_image_hw', 'str[]', ['12', '40'],
-          'TEST ONLY: [height, width] of the simulated depth maps'),
-    Param('test.simulated_camera_yaw_deg', 'str[]', ['0'],
-          'TEST ONLY: yaw of each simulated rig camera relative to camera 0, degrees'),
     Param('chunk.size', 'int', 120, 'frames per chunk (one network call)', range=(2, 10000)),
     Param('chunk.overlap', 'int', 60, 'frames shared by consecutive chunks', range=(1, 9999)),
     Param('loops.enabled', 'bool', True, 'detect, verify and add loop closures'),
@@ -111,19 +103,34 @@ SLAM_PARAMS: tuple[Param, ...] = (
           range=(0.0, 60.0)),
     Param('publish.map_period_s', 'float', 2.0,
           'the global map is published at most this often, s (0 = after every chunk)',
-          range=(0.0, 3600.0)),
+          range=(0.0, 3600.0), live=True),
     Param('publish.map_voxel_size_m', 'float', 0.0,
           'extra voxel averaging of the published map only (0 = the map as is)',
-          range=(0.0, 100.0)),
+          range=(0.0, 100.0), live=True),
     Param('publish.tf_period_s', 'float', 0.1,
           'republish the newest map TF with the current time this often (0 = per chunk only)',
-          range=(0.0, 60.0)),
+          range=(0.0, 60.0), live=True),
     Param('qos.reliable_inputs', 'bool', False, 'reliable instead of sensor-data inputs'),
     Param('diagnostics_period_s', 'float', 1.0, '/diagnostics period, s', range=(0.01, 60.0)),
     Param('log_throttle_s', 'float', 5.0, 'one log line per drop cause per this period, s',
-          range=(0.0, 3600.0)),
+          range=(0.0, 3600.0), live=True),
 )
 SLAM_PARAM_NAMES = tuple(p.name for p in SLAM_PARAMS)
+
+# The simulated predictor of the node tests (SlamNode(simulated=True) only; see the docstring).
+SIMULATION_PARAMS: tuple[Param, ...] = (
+    Param('test.simulated_trajectory', 'str', '',
+          "ground truth file, TUM (8 columns) or KITTI (12); "
+          'frame i of the stream is rendered at its pose i'),
+    Param('test.simulated_profile', 'str', 'nominal', 'simulated error profile',
+          choices=SIM_PROFILES),
+    Param('test.simulated_seed', 'int', 0, 'seed of the simulated errors',
+          range=(0, 2**31 - 1)),
+    Param('test.simulated_image_hw', 'str[]', ['12', '40'],
+          '[height, width] of the simulated depth maps'),
+    Param('test.simulated_camera_yaw_deg', 'str[]', ['0'],
+          'yaw of each simulated rig camera relative to camera 0, degrees'),
+)
 
 
 @dataclass(frozen=True)
@@ -165,13 +172,18 @@ def _floats(name: str, items: list[str], count: int | None = None) -> tuple[floa
     return values
 
 
+def _simulated(v: dict) -> bool:
+    """The simulated predictor's table was declared (SlamNode(simulated=True))."""
+    return SIMULATION_PARAMS[0].name in v
+
+
 def _simulation(v: dict, num_cameras: int) -> SimulationConfig | None:
-    if v['predictor'] != 'simulated':
+    if not _simulated(v):
         return None
     path = Path(v['test.simulated_trajectory'])
     if not path.is_file():
-        raise _bad('test.simulated_trajectory', f"{str(path)!r} is not a file (predictor "
-                   "'simulated' needs a ground-truth trajectory)")
+        raise _bad('test.simulated_trajectory', f"{str(path)!r} is not a file (the simulated "
+                   "predictor needs a ground-truth trajectory)")
     hw = _floats('test.simulated_image_hw', v['test.simulated_image_hw'], 2)
     if min(hw) < 2 or any(h != int(h) for h in hw):
         raise _bad('test.simulated_image_hw', f'needs two integers >= 2, got {hw}')
@@ -185,8 +197,8 @@ def _topics(v: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if v['input_mode'] == 'rig_depth':
         if not v['rig_depth_topic']:
             raise _bad('rig_depth_topic', 'must not be empty')
-        if v['predictor'] != 'network' or v['use_camera_info']:
-            raise _bad('predictor' if v['predictor'] != 'network' else 'use_camera_info',
+        if _simulated(v) or v['use_camera_info']:
+            raise _bad('input_mode' if _simulated(v) else 'use_camera_info',
                        "input_mode 'rig_depth' takes depth and poses from RigDepth; the "
                        'predictor options apply to input_mode cameras only')
         return (v['rig_depth_topic'],), ()
@@ -208,7 +220,7 @@ def _check(v: dict) -> None:
         if v[name] and v[name] == v['frames.map']:
             raise _bad(name, f"equals frames.map {v['frames.map']!r}")
     check_sync(v)
-    if v['predictor'] == 'network' and v['input_mode'] == 'cameras':
+    if not _simulated(v) and v['input_mode'] == 'cameras':
         if v['backend'] != 'torch' and not v['model_file']:
             raise _bad('model_file', f"the {v['backend']} backend needs a model file")
         if v['backend'] == 'torch' and v['model_file']:
@@ -218,12 +230,14 @@ def _check(v: dict) -> None:
         raise _bad('map.load_path', f"{v['map.load_path']!r} is not a saved map folder")
 
 
-def parse_slam_config(values: dict[str, Any]) -> SlamNodeConfig:
+def parse_slam_config(values: dict[str, Any], simulated: bool = False) -> SlamNodeConfig:
     """Raw parameter values (missing names take defaults) -> SlamNodeConfig; raises
-    ConfigError naming the first bad parameter."""
-    if unknown := sorted(set(values) - set(SLAM_PARAM_NAMES)):
+    ConfigError naming the first bad parameter. simulated: the node tests' simulated predictor
+    stands in for the network, configured by SIMULATION_PARAMS."""
+    table = SLAM_PARAMS + (SIMULATION_PARAMS if simulated else ())
+    if unknown := sorted(set(values) - {p.name for p in table}):
         raise _bad(unknown[0], 'is not a slam node parameter')
-    v = {p.name: _check_value(p, values.get(p.name, p.default)) for p in SLAM_PARAMS}
+    v = {p.name: _check_value(p, values.get(p.name, p.default)) for p in table}
     topics, info_topics = _topics(v)
     _check(v)
     try:
@@ -241,7 +255,22 @@ def parse_slam_config(values: dict[str, Any]) -> SlamNodeConfig:
     return SlamNodeConfig(v, topics, info_topics, _simulation(v, max(len(topics), 1)), slam)
 
 
-def declare_slam_params(node) -> SlamNodeConfig:
-    """Declare SLAM_PARAMS on an rclpy node (descriptions, ranges) and parse them."""
-    values = declare_params(node, SLAM_PARAMS)
-    return parse_slam_config(values)
+def apply_live_slam(cfg: SlamNodeConfig, values: dict[str, Any]) -> SlamNodeConfig:
+    """The running configuration with new values of the live parameters (`ros2 param set`).
+
+    values: name -> raw value of every live parameter, checked as at start-up (type, range,
+    check_sync); raises ConfigError naming the parameter.
+    """
+    v = {p.name: _check_value(p, values[p.name]) for p in SLAM_PARAMS if p.live}
+    check_sync(v)
+    return replace(cfg, values={**cfg.values, **v})
+
+
+def declare_slam_params(node, simulated: bool = False) -> SlamNodeConfig:
+    """Declare SLAM_PARAMS (and SIMULATION_PARAMS when simulated) on an rclpy node
+    (descriptions, ranges, read-only unless live) and parse them; ConfigError names the
+    parameter, also one in the params files or `-p` that the tables do not have."""
+    table = SLAM_PARAMS + (SIMULATION_PARAMS if simulated else ())
+    unknown_parameters(overrides(node), table, 'slam node')
+    values = declare_params(node, table)
+    return parse_slam_config(values, simulated)

@@ -105,19 +105,9 @@ class ApproximateTimeSync:
         it above the slowest input's period, or frames of faster inputs count as stale.
         max_jump_ns >= max_wait_ns: a stamp further than this from the newest stamp is a time
         jump (default: the larger of 5 s and max_wait_ns)."""
-        if n_inputs < 1 or slop_ns < 0 or queue_size < 1:
-            raise ConfigError(f'need n_inputs >= 1, slop_ns >= 0, queue_size >= 1; got '
-                              f'{n_inputs}, {slop_ns}, {queue_size}')
-        self.slop_ns = int(slop_ns)
-        self.queue_size = int(queue_size)
-        self.max_wait_ns = int(max_wait_ns)
-        if self.max_wait_ns < self.slop_ns:
-            raise ConfigError(f'max_wait_ns {self.max_wait_ns} < slop_ns {self.slop_ns}')
-        self.max_jump_ns = int(max(DEFAULT_MAX_JUMP_NS, self.max_wait_ns)
-                               if max_jump_ns is None else max_jump_ns)
-        if self.max_jump_ns < self.max_wait_ns:
-            raise ConfigError(f'max_jump_ns {self.max_jump_ns} < max_wait_ns '
-                              f'{self.max_wait_ns}')
+        if n_inputs < 1:
+            raise ConfigError(f'need n_inputs >= 1, got {n_inputs}')
+        self.configure(slop_ns, queue_size, max_wait_ns, max_jump_ns)
         self._queues: list[deque] = [deque() for _ in range(n_inputs)]
         self._last_ns: list[int | None] = [None] * n_inputs
         self._held: list[tuple[int, int, Any]] = []  # (input, stamp, item) after a time jump
@@ -125,6 +115,23 @@ class ApproximateTimeSync:
         self._superseded = [0] * n_inputs
         self._time_jumps = self._resets = 0
         self._events: deque[SyncEvent] = deque(maxlen=EVENTS_KEPT)
+
+    def configure(self, slop_ns: int, queue_size: int, max_wait_ns: int,
+                  max_jump_ns: int | None = None) -> None:
+        """Set the bounds (as the constructor; also on a running synchroniser, e.g. from
+        `ros2 param set`): they apply from the next add(); frames already waiting stay, a queue
+        longer than a smaller queue_size is cut at that input's next frame."""
+        if slop_ns < 0 or queue_size < 1:
+            raise ConfigError(f'need slop_ns >= 0, queue_size >= 1; got {slop_ns}, '
+                              f'{queue_size}')
+        max_jump_ns = int(max(DEFAULT_MAX_JUMP_NS, max_wait_ns) if max_jump_ns is None
+                          else max_jump_ns)
+        if max_wait_ns < slop_ns:
+            raise ConfigError(f'max_wait_ns {int(max_wait_ns)} < slop_ns {int(slop_ns)}')
+        if max_jump_ns < max_wait_ns:
+            raise ConfigError(f'max_jump_ns {max_jump_ns} < max_wait_ns {int(max_wait_ns)}')
+        self.slop_ns, self.queue_size = int(slop_ns), int(queue_size)
+        self.max_wait_ns, self.max_jump_ns = int(max_wait_ns), max_jump_ns
 
     @property
     def drops(self) -> dict[str, int]:
@@ -190,7 +197,7 @@ class ApproximateTimeSync:
         self._last_ns[index] = stamp_ns
         queue = self._queues[index]
         queue.append((stamp_ns, item))
-        if len(queue) > self.queue_size:
+        while len(queue) > self.queue_size:
             old, _ = queue.popleft()
             self._count(index, 'queue_overflow', f'more than {self.queue_size} frames wait for '
                         f'their set: dropped the oldest (stamp {old} ns)')

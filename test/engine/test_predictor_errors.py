@@ -25,9 +25,13 @@ def predictor():
     ([], 'non-empty'),
     (IMG, 'non-empty list'),
     ([IMG.astype(np.float32)], 'uint8'),
-    ([IMG[..., :1]], r'\(H, W, 3\)'),
-    ([np.zeros((60, 100, 4), np.uint8)], r'\(H, W, 3\)'),
-    ([IMG[..., 0]], r'\(H, W, 3\)'),
+    ([np.zeros((60, 100, 2), np.uint8)], r'\(H, W, 3\) RGB, \(H, W, 4\) RGBA or \(H, W\) '
+                                         r'grayscale.*convert it first'),
+    ([np.zeros((3, 60, 100), np.uint8)], r'np.moveaxis'),
+    ([IMG.astype(np.float32) / 255], r'np.clip\(img \* 255'),
+    ([np.zeros((13, 100, 3), np.uint8)], 'smaller than one 14 px network patch'),
+    ([IMG, np.zeros((60, 10, 3), np.uint8)], 'smaller than one 14 px network patch'),
+    (torch.zeros(2, 60, 100, 2, dtype=torch.uint8), r'\(S, H, W, 3\)'),
     ([np.zeros((0, 100, 3), np.uint8)], 'zero-size'),
     ([IMG, 'image.png'], 'view 1'),
     ([torch.zeros(60, 100, 3)], 'uint8'),
@@ -35,6 +39,21 @@ def predictor():
 def test_bad_images(predictor, images, match):
     with pytest.raises(InputError, match=match):
         predictor.predict(images)
+
+
+def test_grey_and_rgba_arrays_are_converted(predictor):
+    """As the official API (PIL .convert('RGB')): grey is repeated, alpha is dropped."""
+    rgb = np.random.default_rng(1).integers(0, 256, (60, 100, 3), dtype=np.uint8)
+    grey = rgb[..., 0].copy()
+    rgba = np.concatenate([rgb, np.zeros((60, 100, 1), np.uint8)], axis=2)
+    want_rgba = predictor.predict([rgb]).depth
+    want_grey = predictor.predict([np.repeat(grey[..., None], 3, axis=2)]).depth
+    np.testing.assert_array_equal(predictor.predict([rgba]).depth, want_rgba)
+    np.testing.assert_array_equal(predictor.predict([grey]).depth, want_grey)
+    np.testing.assert_array_equal(predictor.predict([torch.from_numpy(grey)]).depth, want_grey)
+    stacked = torch.from_numpy(np.repeat(grey[..., None], 3, axis=2))[None]   # torch path
+    np.testing.assert_array_equal(predictor.predict(torch.from_numpy(grey)[None]).depth,
+                                  predictor.predict(stacked).depth)
 
 
 def nan_K():

@@ -12,6 +12,8 @@ from PIL import Image
 from da3_ros.engine.preprocess import (
     IMAGENET_STD,
     METHODS,
+    as_rgb,
+    mixed_sizes_note,
     normalize_extrinsics,
     plan_resize,
     preprocess,
@@ -161,14 +163,46 @@ def test_normalize_extrinsics_two_views_multiplies_translation_by_ten():
 @pytest.mark.parametrize('images, match', [
     ([], 'non-empty'),
     ([synthetic_image(40, 30), synthetic_image(40, 30).astype(np.float32)], 'view 1: dtype'),
-    ([synthetic_image(40, 30)[..., 0]], r'view 0: shape'),
-    ([np.zeros((30, 40, 4), np.uint8)], r'view 0: shape'),
+    ([np.zeros((30, 40, 2), np.uint8)], r'view 0: shape .*convert'),
+    ([np.zeros((3, 30, 40), np.uint8)], r'view 0: shape .*channels-first'),
+    ([synthetic_image(40, 13)], r'13x40 \(h x w\) is smaller than one 14 px network patch'),
     ([synthetic_image(40, 30), np.zeros((0, 40, 3), np.uint8)], 'view 1: zero-size'),
     ([Image.new('RGB', (40, 30))], 'view 0: expected a numpy array'),
 ])
 def test_preprocess_rejects_bad_images(images, match):
     with pytest.raises(InputError, match=match):
         preprocess(images)
+
+
+def test_grey_and_rgba_are_converted_as_the_official_pil_convert():
+    rgb = synthetic_image(40, 30)
+    rgba = np.concatenate([rgb, np.full((30, 40, 1), 7, np.uint8)], axis=2)
+    grey = rgb[..., 1].copy()
+    for img in (grey, grey[..., None], rgba):
+        ours = as_rgb(0, img)
+        np.testing.assert_array_equal(ours, np.asarray(Image.fromarray(np.squeeze(img))
+                                                       .convert('RGB')))
+        np.testing.assert_array_equal(as_rgb(0, torch.from_numpy(img)).numpy(), ours)
+        np.testing.assert_array_equal(preprocess([img]).images, preprocess([ours]).images)
+
+
+def test_views_below_one_patch_are_refused_at_any_process_res():
+    for h, w in ((13, 500), (500, 13), (1, 1)):
+        for method in METHODS:
+            with pytest.raises(InputError, match='smaller than one 14 px network patch'):
+                plan_resize(h, w, 504, method)
+    assert plan_resize(14, 14, 504).network_hw == (504, 504)   # one patch is enough
+
+
+def test_mixed_sizes_note_names_views_and_the_processing_size():
+    assert mixed_sizes_note(['a', 'b'], [(48, 64), (48, 64)], 56) is None
+    sizes = [(900, 1600), (480, 640)]
+    note = mixed_sizes_note(['front', 'usb'], sizes, 504)
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes]
+    H, W = preprocess(images, 504).images.shape[-2:]
+    assert (H, W) == (280, 504)
+    assert 'front 900x1600 -> 280x504, usb 480x640 -> 378x504 (cropped)' in note, note
+    assert f'every view at {H}x{W}' in note and 'process_res 504' in note, note
 
 
 def test_config_and_other_input_errors():

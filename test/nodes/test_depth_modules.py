@@ -12,8 +12,16 @@ from std_msgs.msg import Header
 from da3_ros.engine.prediction import Prediction, ViewGeometry
 from da3_ros.errors import ConfigError
 from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions, build_outputs
-from da3_ros.ros.depth_params import OUTPUTS, PARAM_NAMES, PARAMS, parse_depth_config
+from da3_ros.ros.depth_params import (
+    OUTPUTS,
+    PARAM_NAMES,
+    PARAMS,
+    apply_live,
+    parse_depth_config,
+    unknown_parameters,
+)
 from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics, diagnostics_values
+from da3_ros.ros.param_paths import resolve_paths
 from da3_ros.ros.pointcloud import CloudConfig, back_project, cloud_to_points
 from da3_ros.ros.rig_calibration import load_rig_calibration, world_to_cameras
 from da3_ros.ros.tf_buffer import transform_to_matrix
@@ -69,6 +77,50 @@ def test_bad_values_name_their_parameter(values, name):
         parse_depth_config({**CAMS, **values})
 
 
+LIVE_CHANGES = {'sync.slop_s': 0.2, 'sync.queue_size': 3, 'sync.max_wait_s': 2.0,
+                'sync.max_jump_s': 9.0, 'publish.cloud': False, 'publish.colorized_depth': True,
+                'cloud.min_confidence': 1.5, 'cloud.remove_sky': False, 'cloud.stride': 4,
+                'cloud.voxel_size_m': 0.1, 'cloud.min_range_m': 1.0, 'cloud.max_range_m': 9.0,
+                'fused.voxel_size_m': 0.3, 'log_throttle_s': 1.0}
+
+
+def test_live_parameters_give_what_start_up_gives():
+    """apply_live on a running config equals parsing the same values at start-up; every
+    other parameter is read at start-up only (declared read-only)."""
+    live = {p.name for p in PARAMS if p.live}
+    assert live == set(LIVE_CHANGES) | {f'publish.{out}' for out in OUTPUTS}
+    start = {**CAMS, 'process_res': 280}
+    cfg = parse_depth_config(start)
+    values = {p.name: p.default for p in PARAMS if p.live}
+    assert apply_live(cfg, values) == cfg
+    assert apply_live(cfg, {**values, **LIVE_CHANGES}) == parse_depth_config(
+        {**start, **LIVE_CHANGES})
+
+
+@pytest.mark.parametrize('change, name', [
+    ({'sync.slop_s': 2.0}, 'sync.max_wait_s'),          # above sync.max_wait_s 1.0
+    ({'sync.max_jump_s': 0.5}, 'sync.max_jump_s'),
+    ({'cloud.min_range_m': 300.0}, 'cloud.max_range_m'),
+    ({'cloud.stride': 0}, 'cloud.stride'),
+    ({'publish.cloud': 1}, 'publish.cloud'),
+])
+def test_live_values_are_checked_as_at_start_up(change, name):
+    values = {p.name: p.default for p in PARAMS if p.live}
+    with pytest.raises(ConfigError, match=f"^parameter '{name}'"):
+        apply_live(parse_depth_config(CAMS), {**values, **change})
+
+
+def test_unknown_keys_are_named_with_the_closest_parameter():
+    unknown_parameters(['cameras', 'use_sim_time', 'qos_overrides./a.publisher.depth'],
+                       PARAMS, 'depth node')
+    with pytest.raises(ConfigError, match="^parameter 'sync.slop': is not a depth node "
+                       "parameter; did you mean 'sync.slop_s'"):
+        unknown_parameters(['cameras', 'sync.slop'], PARAMS, 'depth node')
+    with pytest.raises(ConfigError, match=r"^parameter 'zzz': is not a depth node parameter "
+                       r"\(unknown too"):
+        unknown_parameters(['zzz', 'zzzz'], PARAMS, 'depth node')
+
+
 def test_compile_is_accepted_for_torch_bf16_on_cuda():
     cfg = parse_depth_config({**CAMS, 'compile': True, 'device': 'cuda:1', 'precision': 'bf16'})
     assert cfg.compile and not parse_depth_config(CAMS).compile
@@ -78,8 +130,8 @@ def test_compile_is_accepted_for_torch_bf16_on_cuda():
 def test_config_files_use_declared_names_and_parse(file, monkeypatch):
     params = yaml.safe_load((ROOT / 'config' / file).read_text())['da3_depth']['ros__parameters']
     assert set(params) <= set(PARAM_NAMES)
-    monkeypatch.chdir(ROOT)  # the calibration path is relative to the package root
-    cfg = parse_depth_config(params)
+    monkeypatch.chdir('/')  # the calibration path is relative to the params file
+    cfg = parse_depth_config(resolve_paths(params, dict.fromkeys(params, ROOT / 'config')))
     assert len(cfg.cameras) == len(params['cameras'])
 
 
@@ -128,8 +180,10 @@ def make_prediction(rng, S=2, H=14, W=28, h_in=30, w_in=60) -> Prediction:
 def test_outputs_are_consistent(resolution):
     rng = np.random.default_rng(0)
     pred = make_prediction(rng)
+    D = (-0.2, 0.05, 0.001, 0.0, 0.0, 0.01, 0.0, 0.0)   # the input CameraInfo's, K used
     inputs = [CameraInput(f'c{i}', Header(frame_id=f'cam{i}'), rng.integers(
-        0, 256, (30, 60, 3), dtype=np.uint8)) for i in range(2)]
+        0, 256, (30, 60, 3), dtype=np.uint8), distortion) for i, distortion in
+        enumerate([None, ('rational_polynomial', D)])]
     opts = OutputOptions(frozenset(OUTPUTS), resolution, CloudConfig(min_confidence=2.0))
     T_fixed_world = np.eye(4)
     T_fixed_world[2, 3] = 10.0
@@ -148,6 +202,10 @@ def test_outputs_are_consistent(resolution):
         np.testing.assert_allclose(points.xyz, back_project(depth, K)[keep], rtol=1e-6)
         fused.append(points.xyz + [v, 0.0, 10.0])
         assert cam.colorized_depth.encoding == 'rgb8'
+        # the depth lies on the input's pixel grid: its distortion holds at any resolution
+        assert (cam.camera_info.distortion_model, tuple(cam.camera_info.d)) == (
+            ('plumb_bob', (0.0,) * 5) if v == 0 else ('rational_polynomial', D))
+        assert out.rig_depth.cameras[v].camera_info == cam.camera_info
     np.testing.assert_allclose(cloud_to_points(out.fused_cloud).xyz, np.concatenate(fused),
                                rtol=1e-6)
     assert [(t.header.frame_id, t.child_frame_id) for t in out.transforms] == [

@@ -109,5 +109,30 @@ def test_image_size_must_match_info():
     pinhole = camera_info_to_pinhole(info())
     pinhole.check_image_size(480, 640)
     with pytest.raises(CameraInfoError) as err:
-        pinhole.check_image_size(240, 320)
-    assert err.value.cause == 'info_size_mismatch'
+        pinhole.check_image_size(240, 320, camera='cam_left')
+    assert err.value.cause == 'info_size_mismatch' and err.value.source == 'cam_left'
+    assert 'cam_left CameraInfo is 480x640' in str(err.value) and '240x320' in str(err.value)
+
+
+@pytest.mark.parametrize(('model', 'D', 'distorted', 'k_is_pinhole_part'), [
+    ('plumb_bob', [0.0] * 5, False, True),                    # the usual pinhole
+    ('', [], False, True),                                    # nothing given
+    ('rational_polynomial', [0.0] * 8, False, True),
+    ('plumb_bob', [-0.1, 0.01, 0.0, 0.0, 0.0], True, True),  # K still the pinhole part
+    ('rational_polynomial', [0.1] + [0.0] * 7, True, True),
+    ('equidistant', [0.0] * 4, True, False),                 # r = f theta: never a pinhole
+    ('equidistant', [0.01, 0.0, 0.0, 0.0], True, False),
+    ('double_sphere', [0.5, 0.6], True, False),              # unknown model with D
+])
+def test_distortion_is_kept_and_classified(model, D, distorted, k_is_pinhole_part):
+    pinhole = camera_info_to_pinhole(info(distortion_model=model, d=D))
+    assert (pinhole.distortion_model, pinhole.D) == (model, tuple(D))
+    assert pinhole.is_distorted == distorted
+    assert pinhole.k_is_pinhole_part == k_is_pinhole_part
+    assert repr(model) in pinhole.describe_distortion()
+
+
+def test_nan_distortion_is_rejected():
+    with pytest.raises(CameraInfoError) as err:
+        camera_info_to_pinhole(info(distortion_model='plumb_bob', d=[float('nan')] + [0.0] * 4))
+    assert err.value.cause == 'nan_intrinsics'

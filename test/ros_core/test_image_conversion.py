@@ -195,6 +195,23 @@ BAD_COMPRESSED = [
 ]
 
 
+@pytest.mark.parametrize('bigendian', [0, 1])
+def test_mono16_becomes_grey_rgb_scaled_by_1_256(bigendian):
+    grey = np.array([[0, 127, 128, 383], [384, 65407, 65408, 65535]], np.uint16)
+    msg = Image(height=2, width=4, encoding='mono16', is_bigendian=bigendian, step=8 + 3)
+    rows = grey.astype('>u2' if bigendian else '<u2').view(np.uint8)
+    msg.data = np.concatenate([rows, np.zeros((2, 3), np.uint8)], axis=1).tobytes()
+    out = image_to_rgb(msg)
+    expected = np.array([[0, 0, 1, 1], [2, 255, 255, 255]], np.uint8)  # round(x / 256)
+    np.testing.assert_array_equal(out, np.repeat(expected[..., None], 3, axis=2))
+
+
+def test_unsupported_encoding_names_it_and_says_what_works():
+    with pytest.raises(ImageError, match="encoding 'yuv422' is not supported; publish one "
+                       'of bgr8, bgra8, mono16, mono8, rgb8, rgba8'):
+        image_to_rgb(image_msg(encoding='yuv422'))
+
+
 @pytest.mark.parametrize(('make', 'cause'), BAD_RAW)
 def test_bad_raw_image_gives_cause(make, cause):
     with pytest.raises(ImageError) as info:

@@ -18,10 +18,15 @@ HERE = Path(__file__).resolve().parent
 slam_env = node_env
 
 
-def start_slam_node(folder: Path, params: dict, env: dict) -> tuple[subprocess.Popen, Path]:
+def start_slam_node(folder: Path, params: dict, env: dict,
+                    simulated: bool = True) -> tuple[subprocess.Popen, Path]:
+    """The slam node with `params`; simulated: the simulated predictor stands in for the
+    network (simulated_slam_node.py, which also takes the test.simulated_* parameters), else
+    the production node module."""
     params_file, log = folder / 'slam_params.yaml', folder / 'slam_node.log'
     params_file.write_text(yaml.safe_dump({'da3_slam': {'ros__parameters': params}}))
-    return start_node('da3_ros.nodes.slam_node', params_file, env, log), log
+    module = str(HERE / 'simulated_slam_node.py') if simulated else 'da3_ros.nodes.slam_node'
+    return start_node(module, params_file, env, log), log
 
 
 def run_replay(args: list[str], env: dict, node: subprocess.Popen, log: Path,

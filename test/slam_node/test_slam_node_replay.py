@@ -34,8 +34,8 @@ YAWS = [0.0, 60.0]
 
 
 def params(gt_file, save_path, **more) -> dict:
-    return {'cameras': ['/cam0', '/cam1'], 'predictor': 'simulated',
-            'test.simulated_trajectory': str(gt_file), 'test.simulated_seed': 3,
+    return {'cameras': ['/cam0', '/cam1'], 'test.simulated_trajectory': str(gt_file),
+            'test.simulated_seed': 3,
             'test.simulated_image_hw': ['12', '40'],
             'test.simulated_camera_yaw_deg': [str(y) for y in YAWS],
             'chunk.size': 40, 'chunk.overlap': 20, 'loops.exclude_frames': 100,
