@@ -79,6 +79,18 @@ def _make_predictor(cfg):
                           f'{type(err).__name__}: {err}') from err
 
 
+def _verify_engine(cfg, log) -> None:
+    """verify_onnx set: the engine against ONNX Runtime on one seeded input (build-engine
+    --verify); a mismatch or a missing ONNX Runtime is a ConfigError naming the parameter."""
+    from da3_ros.engine.engine_verify import verify_engine
+    try:
+        diffs = verify_engine(cfg.model_file, cfg.verify_onnx, device=cfg.device)
+    except Exception as err:  # EngineMismatch, no onnxruntime, an ONNX for another engine
+        raise ConfigError(f"parameter 'verify_onnx': {type(err).__name__}: {err}") from err
+    log.info('engine verified against ONNX Runtime (max relative): '
+             + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
+
+
 class DepthNode(Node):
     def __init__(self, predictor=None):
         super().__init__('da3_depth')
@@ -92,6 +104,8 @@ class DepthNode(Node):
             except ConfigError as err:
                 raise ConfigError(f"parameter 'rig.calibration_file': {err}") from err
         self.predictor = predictor or _make_predictor(cfg)
+        if cfg.verify_onnx:
+            _verify_engine(cfg, self.get_logger())
         backend = self.predictor.backend
         check_model_for_mode(cfg, backend.model_name, backend.is_anyview,
                              backend.supports_cameras)

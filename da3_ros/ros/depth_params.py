@@ -88,6 +88,10 @@ PARAMS: tuple[Param, ...] = (
     Param('backend', 'str', 'torch', 'inference backend',
           choices=('torch', 'onnxruntime', 'tensorrt')),
     Param('model_file', 'str', '', '.onnx / .engine file for onnxruntime / tensorrt'),
+    Param('verify_onnx', 'str', '',
+          'tensorrt: the .onnx the engine was built from; at start the engine and ONNX Runtime '
+          'run one seeded input and the node refuses to start when they differ beyond the '
+          "tolerance of the engine's precision (as build-engine --verify); '' = off"),
     Param('device', 'str', 'cuda', "'cpu', 'cuda' or 'cuda:N'"),
     Param('precision', 'str', 'auto',
           'torch autocast precision; auto: bf16 on GPUs that have it (Ampere and later), '
@@ -177,6 +181,7 @@ class DepthConfig:
     model: str
     backend: str
     model_file: str | None
+    verify_onnx: str | None
     device: str
     precision: str
     compile: bool
@@ -311,6 +316,8 @@ def _check_modes(v: dict) -> None:
         raise _bad('model_file', f"the {v['backend']} backend needs an .onnx / .engine file")
     if v['backend'] == 'torch' and v['model_file']:
         raise _bad('model_file', 'the torch backend loads `model`; leave model_file empty')
+    if v['verify_onnx'] and v['backend'] != 'tensorrt':
+        raise _bad('verify_onnx', f"checks a TensorRT engine; backend is {v['backend']}")
     if not v['model']:
         raise _bad('model', 'must name a Hugging Face id or a checkpoint folder')
     device = v['device']
@@ -336,7 +343,8 @@ def parse_depth_config(values: dict[str, Any]) -> DepthConfig:
     s_to_ns = 1_000_000_000
     return DepthConfig(
         cameras=cameras, output_namespace=v['output_namespace'].strip('/'), model=v['model'],
-        backend=v['backend'], model_file=v['model_file'] or None, device=v['device'],
+        backend=v['backend'], model_file=v['model_file'] or None,
+        verify_onnx=v['verify_onnx'] or None, device=v['device'],
         precision=v['precision'], compile=v['compile'],
         check_device_path=v['check_device_path'], process_res=v['process_res'],
         process_res_method=v['process_res_method'],

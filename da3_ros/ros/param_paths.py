@@ -30,7 +30,8 @@ from da3_ros.errors import ConfigError
 PACKAGE_SCHEME = 'package://'
 # path parameter -> 'read' (must exist), 'write' (a folder the node writes), 'model' (an id or
 # a folder)
-PATH_PARAMS = {'model': 'model', 'model_file': 'read', 'rig.calibration_file': 'read',
+PATH_PARAMS = {'model': 'model', 'model_file': 'read', 'verify_onnx': 'read',
+               'rig.calibration_file': 'read',
                'map.load_path': 'read', 'map.save_path': 'write',
                'test.simulated_trajectory': 'read'}
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout (config/, launch/, rviz/)

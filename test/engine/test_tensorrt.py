@@ -729,3 +729,43 @@ def test_run_graph_checks_input_names(fake_engine):
         backend.run_graph({'images': torch.zeros(1, 2, 3, H, W), 'pose_enc': torch.zeros(1, 2, 9)})
     with pytest.raises(ConfigError, match='1..8 views'):
         backend.run_graph({'images': torch.zeros(1, 9, 3, H, W)})
+
+
+@pytest.mark.parametrize('scale', [1 + 1e-5, 1.5])
+def test_depth_node_verify_onnx_refuses_a_wrong_engine(fake_trt, small_onnx, tmp_path,
+                                                       monkeypatch, scale):
+    """The depth node's verify_onnx: the same check as build-engine --verify at start; a
+    mismatch is a ConfigError naming the parameter (the node exits 2), a match is logged."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from da3_ros.engine import tensorrt_backend as backend_mod
+    from da3_ros.engine.onnx_runtime import OnnxModel
+    from da3_ros.engine.tensorrt_build import ViewProfile, cached_or_build
+    from da3_ros.nodes.depth_node import _verify_engine
+    from da3_ros.ros.depth_params import parse_depth_config
+
+    fake_trt()
+    monkeypatch.setattr(tb, 'cuda_device_name', lambda device=None: 'GPU X')
+    monkeypatch.setattr(backend_mod, 'cuda_device_name', lambda device=None: 'GPU X')
+    monkeypatch.setattr(torch.cuda, 'device', lambda device: contextlib.nullcontext())
+    entry = cached_or_build(small_onnx[1], tmp_path, 'fp32', ViewProfile(1, 2, 3))
+    ort = OnnxModel(small_onnx[1])
+    monkeypatch.setattr(backend_mod.TensorRTBackend, 'run_graph', lambda self, feeds: {
+        k: torch.from_numpy(v * scale) for k, v in ort.run(feeds['images'].numpy()).items()})
+    cfg = SimpleNamespace(model_file=str(entry.engine_path), verify_onnx=str(small_onnx[1]),
+                          device='cpu')
+    logged = []
+    log = SimpleNamespace(info=logged.append)
+    if scale > 1.1:
+        with pytest.raises(ConfigError, match=r"parameter 'verify_onnx': EngineMismatch.*"
+                                              r'beyond 0.001'):
+            _verify_engine(cfg, log)
+        assert not logged
+    else:
+        _verify_engine(cfg, log)
+        assert logged and logged[0].startswith('engine verified against ONNX Runtime')
+    base = {'cameras': ['/cam'], 'model_file': 'x.onnx', 'verify_onnx': 'x.onnx'}
+    with pytest.raises(ConfigError, match="parameter 'verify_onnx': checks a TensorRT engine"):
+        parse_depth_config({**base, 'backend': 'onnxruntime'})
+    assert parse_depth_config({**base, 'backend': 'tensorrt'}).verify_onnx == 'x.onnx'
