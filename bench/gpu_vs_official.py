@@ -6,6 +6,10 @@ Run by hand on a GPU machine (CI has none); results go to <out>/gpu_vs_official.
 printed. Per configuration (model, views, H, W), with the same seeded random weights on both:
   official       DepthAnything3Net under the official API's precision: inference_mode +
                  bf16 autocast (the camera decoder and heads run fp32 inside), eager
+  official_compiled_<mode>  (--official-compile MODE ...) the same network and precision
+                 policy through torch.compile(mode=MODE) ('default', 'reduce-overhead'), as
+                 a user who cares about speed would run the official code; first-call
+                 (compile) time, peak memory and agreement with the official fp32 recorded
   ours_eager     da3_ros DA3Net, the same precision policy, eager, with the backbone weights
                  stored in bf16 once as TorchBackend(precision='bf16') does (autocast's own
                  rounding of them, without a cast per call)
@@ -227,6 +231,14 @@ def run_config(model: str, views: int, h: int, w: int, nets, args) -> dict:
     refs = {strategy: (outputs(official_fwd(strategy, x=x_cmp)),
                        outputs(official_fwd(strategy, autocast=False, x=x_cmp)))
             for strategy in ('saddle_balanced', 'first')}
+    for mode in args.official_compile:
+        try:
+            result[f'official_compiled_{mode}'] = run_official_compiled(
+                official, mode, (x, x_cmp), refs['saddle_balanced'][1], args)
+        except Exception as err:     # a mode that does not compile: say so, keep the rest
+            result[f'official_compiled_{mode}'] = {'error': repr(err)[:500]}
+        torch._dynamo.reset()
+        torch.cuda.empty_cache()
     with torch.inference_mode():
         result['flops_official'] = count_flops(lambda: official(x))
     official.cpu()
@@ -257,7 +269,32 @@ def run_config(model: str, views: int, h: int, w: int, nets, args) -> dict:
 
     best = min(result[k]['ms'] for k in VARIANTS if 'ms' in result.get(k, {}))
     result['speedup_best'] = result['official']['ms'] / best
+    compiled_official = [result[k]['ms'] for k in result
+                         if k.startswith('official_compiled_') and 'ms' in result[k]]
+    if compiled_official:   # against the strongest baseline: the fastest compiled official
+        result['speedup_best_vs_official_compiled'] = min(compiled_official) / best
     result['tflops_best'] = result['flops'] / (best * 1e-3) / 1e12
+    return result
+
+
+def run_official_compiled(official, mode: str, inputs, ref_fp32: dict, args) -> dict:
+    """The official network through torch.compile(mode) under its own precision policy
+    (inference_mode + bf16 autocast): median ms, peak MiB, first-call seconds (compiling
+    included) and agreement with the eager official at fp32 on the distinct-view input."""
+    x, x_cmp = inputs
+    net = torch.compile(official, mode=None if mode == 'default' else mode)
+
+    def forward(x=x):
+        with torch.inference_mode(), torch.autocast('cuda', dtype=BF16):
+            return net(x, None, None, [], False, False, 'saddle_balanced')
+
+    start = time.perf_counter()
+    forward()
+    torch.cuda.synchronize()
+    first_call_s = time.perf_counter() - start
+    result = measure(forward, args.warmup, args.runs)
+    result.update(first_call_s=first_call_s,
+                  vs_official_fp32=rel(outputs(forward(x=x_cmp)), ref_fp32))
     return result
 
 
@@ -321,6 +358,9 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--variants', nargs='+', default=['ours_eager', 'ours_compiled',
                                                           'ours_fast'], choices=list(VARIANTS))
+    parser.add_argument('--official-compile', nargs='*', default=[],
+                        choices=('default', 'reduce-overhead'),
+                        help='also time the official network under torch.compile(mode=...)')
     parser.add_argument('--probe', action='store_true',
                         help='first time attention backends and a head convolution alone')
     args = parser.parse_args()
@@ -354,8 +394,10 @@ def main() -> None:
             continue
         result['fraction_of_peak'] = result['tflops_best'] / report['bf16_peak_tflops']
         report['configs'].append(result)
+        names = ('official', *(f'official_compiled_{m}' for m in args.official_compile),
+                 *VARIANTS)
         line = ', '.join(f"{k} {result[k]['ms']:.2f} ms / {result[k]['peak_mib']:.0f} MiB"
-                         for k in ('official', *VARIANTS) if 'ms' in result.get(k, {}))
+                         for k in names if 'ms' in result.get(k, {}))
         print(f'{text}: {line}; x{result["speedup_best"]:.1f}; '
               f'{result["flops"] / 1e12:.2f} TFLOP, {result["fraction_of_peak"]:.1%} of peak; '
               'first call ' + ', '.join(f'{k} {result[k]["first_call_s"]:.0f} s'
