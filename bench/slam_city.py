@@ -69,6 +69,10 @@ def run_one(gt: GroundTruth, scenario: str, seed: int) -> dict:
             'false_in_graph': count_false(s.accepted_pairs, gt.positions),
             'injected_measured': len({(f.query, f.match) for f in false}
                                      & set(s.measured_pairs)),
+            'injected_pregated': len({(f.query, f.match) for f in false}
+                                     & set(s.pregated_pairs)),
+            'loops_failed_drift': s.loops_failed_drift,
+            'candidates_failed_drift': s.candidates_failed_drift,
             'backend_s': s.total_s - s.network_s, 'network_s': s.network_s,
             'realtime_s': float(gt.stamps_s[-1] - gt.stamps_s[0]),
             'voxels': len(slam.map), 'map_mb': slam.map.nbytes / 2**20,

@@ -1,5 +1,10 @@
-"""Loop verification beyond retrieval: quality relative to the sequence, pairwise
-consistency, and a post-optimisation residual gate.
+"""Loop verification beyond retrieval: quality relative to the sequence, plausibility
+under the odometry chain's accumulated uncertainty, pairwise consistency, and a
+post-optimisation residual gate.
+
+The drift gate (docs/slam.md) is the one a cluster of wrong loops cannot fool: it compares a
+loop with the odometry chain between its two chunks alone (never with other loops or with
+estimates other loops have bent), so agreement among wrong loops does not help them.
 
 A network asked to explain two different places as one scene still returns a confident,
 well aligned loop chunk, so alignment quality alone cannot reject a false
@@ -13,11 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gtsam
 import numpy as np
 
 from da3_ros.errors import ConfigError
 from da3_ros.geometry.sim3 import Sim3
 from da3_ros.slam.overlap import Alignment
+from da3_ros.slam.pose_graph import Edge, to_gtsam
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,16 @@ class GateConfig:
     pcm_log_scale: float = 0.05     # cycle |log scale| error
     chi2_factor: float = 9.0        # after optimisation: reject chi2 > factor * median
     chi2_floor: float = 50.0        # ... but never below this
+    drift_gate: bool = True         # reject loops implausible under the odometry chain
+    drift_chi2: float = 24.3        # Mahalanobis^2 limit, 7 dof: chi2(7) at 0.999
+    candidate_chi2: float = 16.3     # retrieval pre-gate, 3 dof: chi2(3) at 0.999
+    place_sigma_frac: float = 0.3    # pre-gate: two views of one place, x scene depth
+    drift_sigma_factor: float = 2.0  # chain + loop sigmas x this: edge sigmas are tuned on
+    #                                  nominal errors, not calibrated (docs/slam.md)
 
     def __post_init__(self):
-        if self.pcm_max_gap < 1 or self.chi2_factor <= 1:
+        if self.pcm_max_gap < 1 or self.chi2_factor <= 1 or self.drift_chi2 <= 0 or \
+                self.drift_sigma_factor <= 0:
             raise ConfigError(f'invalid GateConfig {self}')
 
 
@@ -52,6 +66,8 @@ class LoopMeasurement:
     T_b_a: Sim3
     align_a: Alignment
     align_b: Alignment
+    query_camera: int | None = None     # rig cameras of the two sides (None: all)
+    match_camera: int | None = None
 
 
 def passes_quality(m: LoopMeasurement, seq_inlier: float, seq_residual: float,
@@ -90,3 +106,46 @@ def chi2_outliers(chi2: dict[int, float], cfg: GateConfig) -> list[int]:
         return []
     limit = max(cfg.chi2_floor, cfg.chi2_factor * float(np.median(list(chi2.values()))))
     return [k for k, v in chi2.items() if v > limit]
+
+
+def chain_relative(edges: list[Edge]) -> tuple[Sim3, np.ndarray]:
+    """Compose consecutive odometry edges (b, b+1), ..., (a-1, a) into T_b_a with its
+    first-order covariance (7, 7), GTSAM Similarity3 tangent order (rot, trans, log-scale).
+
+    Each edge is T_i_j = M Exp(xi), xi ~ N(0, C) (the BetweenFactor's error model); moving
+    every Exp to the right of the product gives xi_total = sum_k Ad(S_k^-1) xi_k with
+    S_k the product of the edges after k, so C_total = sum_k Ad C_k Ad^T.
+    """
+    T, C = Sim3.identity(), np.zeros((7, 7))
+    for e in reversed(edges):              # tens of edges per loop, not points
+        Ad = to_gtsam(T.inverse()).AdjointMap()
+        C = C + Ad @ e.sigmas.covariance() @ Ad.T
+        T = e.T_i_j @ T
+    return T, C
+
+
+def drift_mahalanobis2(T_b_a_loop: Sim3, C_loop: np.ndarray, T_b_a_chain: Sim3,
+                       C_chain: np.ndarray, sigma_factor: float) -> float:
+    """Squared Mahalanobis distance of the correction a loop implies, Log(loop^-1 chain),
+    under the chain's and the loop's covariances (both (7, 7)) inflated by sigma_factor."""
+    err = np.asarray(gtsam.Similarity3.Logmap(to_gtsam(T_b_a_loop).inverse()
+                                              * to_gtsam(T_b_a_chain)))
+    return float(err @ np.linalg.solve(sigma_factor ** 2 * (C_chain + C_loop), err))
+
+
+def colocation_mahalanobis2(p_a: np.ndarray, p_b: np.ndarray, T_b_a_chain: Sim3,
+                            C_chain: np.ndarray, place_sigma: float,
+                            sigma_factor: float) -> float:
+    """Can a query frame at p_a (chunk a) and a match at p_b (chunk b) be one place?
+
+    Squared Mahalanobis distance of T_b_a p_a - p_b under the chain's covariance, mapped to
+    the point by the first-order Jacobian s R [-[p]x, I, p] of T Exp(xi) p, plus an isotropic
+    place_sigma (chunk b units) for how far apart two views of one place stand; both x
+    sigma_factor. Used before a loop chunk is run, to skip look-alikes the drift rules out.
+    """
+    p = np.asarray(p_a, np.float64)
+    skew = np.array([[0, -p[2], p[1]], [p[2], 0, -p[0]], [-p[1], p[0], 0]])
+    J = T_b_a_chain.s * T_b_a_chain.R @ np.concatenate([-skew, np.eye(3), p[:, None]], 1)
+    C = J @ C_chain @ J.T + place_sigma ** 2 * np.eye(3)
+    d = T_b_a_chain.apply(p[None])[0] - np.asarray(p_b, np.float64)
+    return float(d @ np.linalg.solve(sigma_factor ** 2 * C, d))

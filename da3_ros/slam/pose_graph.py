@@ -152,6 +152,20 @@ class PoseGraph:
             iterations += optimizer.iterations()
         return iterations
 
+    def relative_covariance(self, i: int, j: int) -> tuple[Sim3, np.ndarray]:
+        """Current T_i_j = T_world_i^-1 T_world_j and its (7, 7) covariance from the graph's
+        joint marginal of nodes i, j (loops included), GTSAM tangent order. With right
+        perturbations, d(T_i^-1 T_j) = -Ad(T_j^-1 T_i) xi_i + xi_j."""
+        values = gtsam.Values()
+        for n, T in enumerate(self.estimates):
+            values.insert(n, to_gtsam(T))
+        joint = gtsam.Marginals(self._factors(self.cfg.cauchy_k), values) \
+            .jointMarginalCovariance([i, j])
+        T_i_j = self.estimates[i].inverse() @ self.estimates[j]
+        J = np.concatenate([-to_gtsam(T_i_j.inverse()).AdjointMap(), np.eye(7)], 1)
+        C = np.block([[joint.at(i, i), joint.at(i, j)], [joint.at(j, i), joint.at(j, j)]])
+        return T_i_j, J @ C @ J.T
+
     def chi2(self, edge: Edge) -> float:
         """Whitened squared residual of an edge at the current estimates (no kernel)."""
         T_i_j = self.estimates[edge.i].inverse() @ self.estimates[edge.j]

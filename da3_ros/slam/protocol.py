@@ -41,11 +41,30 @@ class Frame:
     index: position in the stream (0, 1, 2, ...)
     stamp_s: capture time, seconds
     images: N (H, W, 3) uint8 images, one per rig camera; empty for simulated frames
+    cameras: rig camera indices of `images` when only some cameras are asked for (a
+        surround-rig loop chunk runs the matching camera of each side only); None = all N
     """
 
     index: int
     stamp_s: float
     images: tuple[np.ndarray, ...] = ()
+    cameras: tuple[int, ...] | None = None
+
+    def camera_ids(self, num_cameras: int) -> tuple[int, ...]:
+        """The rig cameras this frame's views come from, in view order."""
+        return tuple(range(num_cameras)) if self.cameras is None else self.cameras
+
+    def subset(self, cameras: tuple[int, ...]) -> Frame:
+        """The same capture with only `cameras` (rig indices; images kept where present)."""
+        images = tuple(self.images[c] for c in cameras) if self.images else ()
+        return Frame(self.index, self.stamp_s, images, tuple(int(c) for c in cameras))
+
+
+def frame_intrinsics(frames: Sequence[Frame], K_rig: np.ndarray | None) -> np.ndarray | None:
+    """(S, 3, 3) K of every view of `frames` (frame-major) from the rig's (N, 3, 3)."""
+    if K_rig is None:
+        return None
+    return np.concatenate([K_rig[list(f.camera_ids(len(K_rig)))] for f in frames])
 
 
 @dataclass(frozen=True)
@@ -89,8 +108,8 @@ class PredictorChunkAdapter:
 
     def predict_chunk(self, frames: Sequence[Frame]) -> ChunkOutput:
         images = [image for frame in frames for image in frame.images]
-        K = None if self.intrinsics is None else np.concatenate([self.intrinsics] * len(frames))
-        prediction = self.predictor.predict(images, intrinsics=K)
+        prediction = self.predictor.predict(images, intrinsics=frame_intrinsics(
+            frames, self.intrinsics))
         # the network's own descriptors (Predictor(return_descriptors=True)) cost no extra pass
         descriptors = getattr(prediction, 'descriptors', None)
         if descriptors is None and self.describe is not None:

@@ -1,12 +1,17 @@
-"""Ground-truth trajectories for simulation: the synthetic city grid and
-the real GT files in shared/data/trajectories (KITTI, TUM RGB-D, EuRoC).
+"""Ground-truth trajectories for simulation: the synthetic city grid, the routes of issue 18
+(a look-alike stretch, an opposite-direction revisit, hills) and the real GT files in
+shared/data/trajectories (KITTI, TUM RGB-D, EuRoC).
 
 All trajectories are camera poses T_world_cam (OpenCV camera: x right, y down, z forward),
-metres, with timestamps in seconds.
+metres, with timestamps in seconds. A route may carry what the simulator renders beyond the
+poses: `terrain` (ground height of a z-up world, for the depth) and `look_alike` stretches
+(place appearance: where different places look the same, for descriptors, depth and loop
+chunks).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +24,54 @@ CITY_WAYPOINTS = [(0, 0), (4, 0), (4, 2), (0, 2), (0, 0), (2, 0), (2, 2), (0, 2)
 
 
 @dataclass(frozen=True)
+class LookAlikeStretch:
+    """A straight stretch of road whose appearance repeats every `period_m` (a highway, a
+    tunnel, an office corridor): a place at arc length s along it looks like the place at
+    s mod period_m, for descriptors, depth and a loop chunk's relative pose alike.
+
+    start_xy: (2,) world metres; heading_xy: (2,) unit direction of the stretch;
+    length_m: its length; half_width_m: lateral extent that belongs to it
+    """
+
+    start_xy: tuple[float, float]
+    heading_xy: tuple[float, float]
+    length_m: float
+    period_m: float = 50.0
+    half_width_m: float = 12.0
+
+    def shift(self, positions: np.ndarray) -> np.ndarray:
+        """(F, 3) world positions -> (F, 3) world shift to the place they look like."""
+        u = np.asarray(self.heading_xy, np.float64)
+        rel = positions[:, :2] - np.asarray(self.start_xy, np.float64)
+        s = rel @ u
+        lateral = np.abs(rel @ np.array([-u[1], u[0]]))
+        inside = (s >= 0) & (s <= self.length_m) & (lateral <= self.half_width_m)
+        along = np.where(inside, np.mod(s, self.period_m) - s, 0.0)
+        return np.concatenate([along[:, None] * u, np.zeros((len(s), 1))], axis=1)
+
+
+@dataclass(frozen=True)
 class GroundTruth:
-    """name; stamps_s: (F,) seconds; T_world_cam: (F, 4, 4) float64 camera -> world, metres."""
+    """name; stamps_s: (F,) seconds; T_world_cam: (F, 4, 4) float64 camera -> world, metres.
+
+    terrain: (M, 2) world xy -> (M,) ground height z (z-up world, metres), or None for the
+        flat road 1.65 m below the camera
+    look_alike: stretches whose places look like other places (see LookAlikeStretch)
+    """
 
     name: str
     stamps_s: np.ndarray
     T_world_cam: np.ndarray
+    terrain: Callable[[np.ndarray], np.ndarray] | None = None
+    look_alike: tuple[LookAlikeStretch, ...] = field(default=())
+
+    def appearance_shift(self, positions: np.ndarray) -> np.ndarray:
+        """(F, 3) world positions -> (F, 3) shift to the place they look like (0 outside
+        every look-alike stretch)."""
+        shift = np.zeros_like(positions, dtype=np.float64)
+        for stretch in self.look_alike:
+            shift += stretch.shift(positions)
+        return shift
 
     def __len__(self) -> int:
         return len(self.stamps_s)
@@ -38,7 +85,8 @@ class GroundTruth:
         return float(np.linalg.norm(np.diff(self.positions, axis=0), axis=1).sum())
 
     def subsample(self, every: int) -> GroundTruth:
-        return GroundTruth(self.name, self.stamps_s[::every], self.T_world_cam[::every])
+        return GroundTruth(self.name, self.stamps_s[::every], self.T_world_cam[::every],
+                           self.terrain, self.look_alike)
 
 
 def _fillet_polyline(corners: np.ndarray, radius_m: float, arc_steps: int = 32) -> np.ndarray:
@@ -62,6 +110,64 @@ def look_along(forward: np.ndarray) -> np.ndarray:
     x = np.cross(z, up)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return np.stack([x, np.cross(z, x), z], axis=2)
+
+
+def drive(name: str, corners_m: np.ndarray, terrain=None, look_alike=(),
+          spacing_m: float = 1.0, fillet_m: float = 15.0, jitter_deg: float = 0.2,
+          fps: float = 10.0, seed: int = 0) -> GroundTruth:
+    """A forward camera 1.65 m above the ground along filleted corners (K, 2), world metres.
+
+    terrain: xy (M, 2) -> z (M,) ground height, or None (flat, z = 0); the camera pitches
+    with the road (it looks along the 3-D direction of travel)
+    """
+    dense = _fillet_polyline(np.asarray(corners_m, float), fillet_m)
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(dense, axis=0), axis=1))]
+    s = np.arange(0.0, arc[-1], spacing_m)
+    xy = np.stack([np.interp(s, arc, dense[:, 0]), np.interp(s, arc, dense[:, 1])], axis=1)
+    ground = np.zeros(len(s)) if terrain is None else terrain(xy)
+    position = np.column_stack([xy, ground + 1.65])
+    T = np.tile(np.eye(4), (len(s), 1, 1))
+    jitter = np.random.default_rng(seed).normal(0, np.deg2rad(jitter_deg), (len(s), 3))
+    T[:, :3, :3] = look_along(np.gradient(position, axis=0)) @ rotation_from_rotvec(jitter)
+    T[:, :3, 3] = position
+    return GroundTruth(name, np.arange(len(s)) / fps, T, terrain, tuple(look_alike))
+
+
+def aliasing_route(scale: float = 1.0, period_m: float = 50.0) -> GroundTruth:
+    """'look-alike-corridor': a 400 m straight (x 0..400, y 0) whose appearance repeats every
+    period_m, driven twice in the same direction with a 1.2 km block in between, then 250 m
+    of ordinary street: 8 look-alike places per pass, true revisits only on the second pass.
+    scale shrinks the whole route (tests); the period shrinks with it."""
+    corners = np.array([(-50, 0), (400, 0), (400, 200), (-200, 200), (-200, 0), (400, 0),
+                        (400, -250)]) * scale
+    stretch = LookAlikeStretch((0.0, 0.0), (1.0, 0.0), 400.0 * scale, period_m * scale)
+    return drive(f'look-alike-corridor-{scale:g}', corners, look_alike=(stretch,),
+                 fillet_m=15.0 * min(1.0, 2 * scale))
+
+
+def opposite_route(scale: float = 1.0, lane_m: float = 3.5) -> GroundTruth:
+    """'opposite-revisit': 800 m east along y = 0, a block north, then back west along the
+    opposite lane (y = -lane_m) over x 300..-200: the stretch x 0..300 is seen again after
+    ~1.3 km driven the other way, and nowhere else."""
+    corners = np.array([(0, 0), (800, 0), (800, 250), (300, 250), (300, -lane_m / scale),
+                        (-200, -lane_m / scale)]) * scale
+    return drive(f'opposite-revisit-{scale:g}', corners, fillet_m=15.0 * min(1.0, 2 * scale))
+
+
+def hills(xy: np.ndarray, amplitude_m: float = 15.0) -> np.ndarray:
+    """Ground height (M,) of the hilly route at world xy (M, 2): slopes up to ~13 %."""
+    return (amplitude_m * np.sin(2 * np.pi * xy[:, 0] / 700.0)
+            + 0.7 * amplitude_m * np.sin(2 * np.pi * xy[:, 1] / 500.0 + 1.0))
+
+
+def hilly_route(block_m: float = 150.0) -> GroundTruth:
+    """'hilly-grid': the city grid's shape at block_m blocks over hills(): ~2.8 km at 150 m,
+    revisits after ~1.8 km; the depth sees the terrain's slope (ground not parallel to the
+    camera's x-z plane where the slope changes or the camera looks sideways)."""
+    amplitude = 15.0 * min(1.0, block_m / 150.0)
+    return drive(f'hilly-grid-{block_m:g}m', np.asarray(CITY_WAYPOINTS, float) * block_m,
+                 terrain=lambda xy: hills(xy, amplitude),
+                 fillet_m=15.0 * min(1.0, block_m / 50.0))
 
 
 def city_grid(block_m: float = BLOCK_M, spacing_m: float = 1.0, fillet_m: float = 15.0,

@@ -78,11 +78,15 @@ class SlamStats:
     fallback_edges: int = 0
     loop_candidates: int = 0
     loops_failed_quality: int = 0
+    loops_failed_drift: int = 0     # implausible under the odometry chain (drift gate)
+    candidates_failed_drift: int = 0  # skipped before the loop chunk (drift pre-gate)
+    pregated_pairs: list = field(default_factory=list)   # (query, match) skipped so
     loops_accepted: int = 0
     loops_removed: int = 0
     measured_pairs: list = field(default_factory=list)   # (query, match) passing quality
     added_pairs: list = field(default_factory=list)      # ever added to the graph
     accepted_pairs: list = field(default_factory=list)   # in the graph now
+    drift_d2: list = field(default_factory=list)         # (query, match, Mahalanobis^2)
 
 
 class SlamSystem:
@@ -223,8 +227,12 @@ class SlamSystem:
     # -- loops -------------------------------------------------------------------------
     def _close_loops(self, k: int, views: ChunkViews, descriptors: np.ndarray,
                      new: np.ndarray) -> bool:
-        rows = views.view_rows(new).ravel()
-        desc = frame_descriptors(descriptors[rows], self.rig.num_cameras)
+        N = self.rig.num_cameras
+        rows = views.view_rows(new)                                       # (F', N)
+        if self.cfg.loop.per_camera and N > 1:
+            desc = descriptors[rows]                                      # (F', N, D)
+        else:
+            desc = frame_descriptors(descriptors[rows.ravel()], N)       # (F', D)
         candidates = self.loop_db.query(new, desc)
         if self.candidate_hook is not None:
             candidates = self.candidate_hook(new, candidates)
@@ -241,47 +249,107 @@ class SlamSystem:
             a, b = int(owner[c.query]), int(owner[c.match])
             if a - b < 2 or (a, b) in seen or len(seen) >= self.cfg.loop.max_per_chunk:
                 continue
+            if not self._could_colocate(c.query, c.match, a, b):
+                self.stats.candidates_failed_drift += 1
+                self.stats.pregated_pairs.append((c.query, c.match))
+                continue
             seen.add((a, b))
             self.stats.loop_candidates += 1
-            m = self._measure_loop(c.query, c.match, a, b)
+            m = self._measure_loop(c.query, c.match, a, b, c.query_camera, c.match_camera)
             med_in, med_res = self._seq_medians()
             if m is None or not loop_gate.passes_quality(m, med_in, med_res, self.cfg.gate):
                 self.stats.loops_failed_quality += 1
                 continue
-            measured.append(m)
             self.stats.measured_pairs.append((m.query, m.match))
+            if not self._plausible(m):
+                self.stats.loops_failed_drift += 1
+                continue
+            measured.append(m)
         return self._accept_consistent(k, measured)
 
-    def _measure_loop(self, query: int, match: int, a: int, b: int) -> LoopMeasurement | None:
-        W = self.cfg.loop.window
+    def _plausible(self, m: LoopMeasurement) -> bool:
+        """Drift gate: the loop's implied correction against the odometry chain b -> a
+        (loop_gate.chain_relative), Mahalanobis^2 <= drift_chi2, and, once the graph has
+        loops, against the graph's current T_b_a and its joint marginal (docs/slam.md)."""
+        gate = self.cfg.gate
+        T_chain, C_chain = loop_gate.chain_relative(self.graph.odometry[m.b:m.a])
+        C_loop = self._loop_sigmas(m.T_b_a, self._scene_depth(), 1.0).covariance()
+        d2 = loop_gate.drift_mahalanobis2(m.T_b_a, C_loop, T_chain, C_chain,
+                                          gate.drift_sigma_factor)
+        self.stats.drift_d2.append((m.query, m.match, d2))
+        if not gate.drift_gate:
+            return True
+        if d2 > gate.drift_chi2:
+            return False
+        if not self.graph.loops:
+            return True
+        # the graph with its accepted loops knows the two places better than the chain
+        T_graph, C_graph = self.graph.relative_covariance(m.b, m.a)
+        return loop_gate.drift_mahalanobis2(m.T_b_a, C_loop, T_graph, C_graph,
+                                            gate.drift_sigma_factor) <= gate.drift_chi2
+
+    def _could_colocate(self, query: int, match: int, a: int, b: int) -> bool:
+        """Drift pre-gate on a retrieved pair before its loop chunk is run: could the two
+        frames stand at one place (within a scene depth) given the odometry chain b -> a?"""
+        gate = self.cfg.gate
+        if not gate.drift_gate:
+            return True
+        T_chain, C_chain = loop_gate.chain_relative(self.graph.odometry[b:a])
+        p_a, p_b = (self.store.T_chunk_cam[i, 0, :3, 3] for i in (query, match))
+        d2 = loop_gate.colocation_mahalanobis2(
+            p_a, p_b, T_chain, C_chain, gate.place_sigma_frac * self._scene_depth(),
+            gate.drift_sigma_factor)
+        return d2 <= gate.candidate_chi2
+
+    def _scene_depth(self) -> float:
+        return float(np.median(np.array(self.seq_quality)[:, 2])) if self.seq_quality else 1.0
+
+    def _measure_loop(self, query: int, match: int, a: int, b: int,
+                      query_camera: int | None = None,
+                      match_camera: int | None = None) -> LoopMeasurement | None:
+        """T_b_a from one loop chunk over a window of chunk a's frames around `query` and
+        one of chunk b's around `match`.
+
+        query_camera / match_camera: a surround rig's matching cameras (None: all); the loop
+        chunk then runs only that camera of each side, each side is aligned with the stored
+        samples of its own camera, whose poses in its chunk (T_chunk_cam of that camera)
+        compose the rig's camera-to-camera extrinsics: a front-now / rear-then match gives
+        the body (camera 0) chunk-to-chunk loop.
+        """
+        W, N = self.cfg.loop.window, self.rig.num_cameras
         wa, wb = (r[self.store.has_samples(r)] for r in (
             self.store.owned_range(a, query, W), self.store.owned_range(b, match, W)))
         if len(wa) < 2 or len(wb) < 2:
             return None
-        frames = [self._frame(i) for i in np.concatenate([wa, wb])]
+        cams = [list(range(N)) if c is None else [c] for c in (query_camera, match_camera)]
+        frames = [self._frame(i) if query_camera is None else self._frame(i).subset(cams[0])
+                  for i in wa] + [self._frame(i) if match_camera is None
+                                  else self._frame(i).subset(cams[1]) for i in wb]
         out = self._predict(frames)
         loop_views = ChunkViews.from_prediction(out.prediction, np.arange(len(frames)),
-                                                self.rig.num_cameras)
-        N, P = self.rig.num_cameras, len(self.store.pixels)
+                                                len(cams[0]))
+        P = len(self.store.pixels)
         aligned = []
-        for side, ids in ((0, wa), (len(wa), wb)):
+        for side, ids, cam in ((0, wa, cams[0]), (len(wa), wb, cams[1])):
             rows = loop_views.view_rows(np.arange(side, side + len(ids))).ravel()
             src = loop_views.points(rows, self.store.pixels)
             S = loop_views.depth.shape[0]
             src_conf = loop_views.conf.reshape(S, -1)[rows][:, self.store.pixels]
             src_z = loop_views.depth.reshape(S, -1)[rows][:, self.store.pixels]
-            stored_z, stored_conf = self.store.samples(ids)
+            stored_z, stored_conf = (x[:, cam] for x in self.store.samples(ids))
             z = stored_z.reshape(-1, P).astype(np.float64)
-            dst = backproject_samples(z, self.store.K[ids].reshape(-1, 3, 3).astype(np.float64),
-                                      self.store.T_chunk_cam[ids].reshape(-1, 4, 4), self.hw,
-                                      self.store.pixels)
-            dst_conf = stored_conf.reshape(len(ids) * N, P).astype(np.float32)
+            dst = backproject_samples(
+                z, self.store.K[ids][:, cam].reshape(-1, 3, 3).astype(np.float64),
+                self.store.T_chunk_cam[ids][:, cam].reshape(-1, 4, 4), self.hw,
+                self.store.pixels)
+            dst_conf = stored_conf.reshape(len(ids) * len(cam), P).astype(np.float32)
             aligned.append(align_samples(src, dst, src_conf, dst_conf, z, self.cfg.align,
                                          src_z))
         if aligned[0] is None or aligned[1] is None:
             return None
         T_b_a = aligned[1].T_dst_src @ aligned[0].T_dst_src.inverse()
-        return LoopMeasurement(a, b, query, match, T_b_a, aligned[0], aligned[1])
+        return LoopMeasurement(a, b, query, match, T_b_a, aligned[0], aligned[1],
+                               query_camera, match_camera)
 
     def _frame(self, index: int) -> Frame:
         if index in self.buffer:
@@ -296,7 +364,7 @@ class SlamSystem:
         """Pairwise consistency: a loop enters the graph once another loop between the same
         two stretches agrees with it; unconfirmed loops wait pcm_max_gap chunks."""
         gate, est = self.cfg.gate, self.graph.estimates
-        scene = float(np.median(np.array(self.seq_quality)[:, 2])) if self.seq_quality else 1.0
+        scene = self._scene_depth()
         changed = False
         for m in measured:
             partners = [p for p in self.pending + list(self.loops.values())
