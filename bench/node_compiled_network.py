@@ -4,7 +4,7 @@
 
 Run by hand on a GPU machine (no ROS needed). What the depth node runs per set on CUDA
 between the upload of the uint8 images and the packing of the outputs
-(ros/depth_pipeline.py): Predictor.predict_tensors over a TorchBackend with precision bf16,
+(ros/depth/pipeline.py): Predictor.predict_tensors over a TorchBackend with precision bf16,
 eager (`compile: false`, the node's default) and with `compile: true` (engine.compiled.FAST
 through TorchBackend(compile=True)). Six 1600x900 nuScenes images, process_res 504
 (6 x 280 x 504), seeded random weights, the same in both. Time: CUDA-synchronised wall clock

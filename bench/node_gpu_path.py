@@ -3,7 +3,7 @@
     python bench/node_gpu_path.py --data <nuScenes sample folder> --out out/
 
 Run by hand on a GPU machine. Six 1600x900 RGB images (the nuScenes sample) go through the
-code the depth node runs around the network on CUDA (ros/depth_pipeline.py), with tensors on
+code the depth node runs around the network on CUDA (ros/depth/pipeline.py), with tensors on
 the GPU from the uint8 upload to the device-to-host copies:
   upload    engine.device_outputs.DeviceOutputs.transfer: one non-blocking copy of the six
             images from the pinned staging buffer to the GPU (the host copy into that buffer,

@@ -22,8 +22,8 @@ from std_msgs.msg import Header
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
 from da3_ros.engine.preprocess import plan_resize
-from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions, build_outputs
-from da3_ros.ros.depth_params import OUTPUTS
+from da3_ros.ros.depth.outputs import CameraInput, Frames, OutputOptions, build_outputs
+from da3_ros.ros.depth.params import OUTPUTS
 from da3_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
 from da3_ros.ros.pointcloud import CloudConfig, depth_to_points, points_to_cloud
 from da3_ros.ros.time_sync import ApproximateTimeSync

@@ -15,7 +15,7 @@ import logging
 import sys
 
 from da3_ros.errors import CheckpointError, ConfigError, InputError
-from da3_ros.offline.command import process_parser
+from da3_ros.offline.command import depth_node_param, process_parser
 
 log = logging.getLogger('da3-ros')
 
@@ -57,10 +57,12 @@ def export_parser(sub) -> None:
     p.add_argument('--width', type=int, help='network input width, pixels (multiple of 14)')
     p.add_argument('--image-size', type=image_size, metavar='WxH',
                    help='camera image size; the network size is what preprocessing makes of it')
-    p.add_argument('--process-res', type=int, default=504,
-                   help='with --image-size: target of the boundary resize (default 504)')
-    p.add_argument('--method', default='upper_bound_resize',
-                   help='with --image-size: resize method (default upper_bound_resize)')
+    p.add_argument('--process-res', type=int, default=depth_node_param('process_res').default,
+                   help='with --image-size: target of the boundary resize (default '
+                        '%(default)s)')
+    method = depth_node_param('process_res_method')
+    p.add_argument('--method', default=method.default, choices=method.choices,
+                   help='with --image-size: resize method (default %(default)s)')
     p.add_argument('--opset', type=int, default=18, help='ONNX opset, >= 17 (default 18)')
     p.add_argument('--with-cameras', action='store_true',
                    help='add the pose_enc input (camera-conditioned graph)')

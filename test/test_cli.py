@@ -163,3 +163,29 @@ def test_build_engine_missing_file_and_bad_views(tmp_path):
     result = da3_ros('build-engine', '--onnx', str(tmp_path / 'none.onnx'), '--min-views', '3',
                      '--opt-views', '2')
     assert_one_error_line(result, 3, 'min <= opt <= max')
+
+
+def test_cli_defaults_are_the_node_defaults():
+    """Options that mirror a node parameter take its default (and choices), never a copy."""
+    from da3_ros.cli import make_parser
+    from da3_ros.offline.command import slam_chunks
+    from da3_ros.ros.depth.params import OUTPUTS, PARAMS
+    from da3_ros.ros.params import by_name
+    from da3_ros.ros.slam_params import SLAM_PARAMS
+
+    args = make_parser().parse_args(['process', 'in', '--model', 'm', '--slam', 'out'])
+    mirrored = {'slop': 'sync.slop_s', 'max_wait': 'sync.max_wait_s', 'backend': 'backend',
+                'device': 'device', 'precision': 'precision', 'process_res': 'process_res',
+                'process_res_method': 'process_res_method',
+                'output_resolution': 'output_resolution', 'cloud_stride': 'cloud.stride',
+                'min_confidence': 'cloud.min_confidence', 'max_range': 'cloud.max_range_m',
+                'fused_voxel': 'fused.voxel_size_m'}
+    for option, name in mirrored.items():
+        assert getattr(args, option) == by_name(PARAMS, name).default, option
+    assert slam_chunks(args) == (by_name(SLAM_PARAMS, 'chunk.size').default,
+                                 by_name(SLAM_PARAMS, 'chunk.overlap').default)
+    export = make_parser().parse_args(['export-onnx', '--model', 'm', '--output', 'o.onnx'])
+    assert export.process_res == by_name(PARAMS, 'process_res').default
+    assert export.method == by_name(PARAMS, 'process_res_method').default
+    from da3_ros.offline.command import default_outputs
+    assert default_outputs().split(',') == [o for o in OUTPUTS if o != 'colorized_depth']

@@ -5,6 +5,8 @@ launch / launch_ros cannot be installed here, so the launch files are parsed (as
 from __future__ import annotations
 
 import ast
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,48 @@ def test_every_launch_argument_has_a_description(path):
     names = {'params_file', 'namespace', 'camera', *LAUNCH_OVERRIDES}
     assert all(launch_logic.argument_description(name).strip() for name in names)
     assert 'YAML' in launch_logic.argument_description('precision')  # '' keeps the YAML's value
+
+
+DOCS = '\n'.join(p.read_text() for p in [ROOT / 'README.md',
+                                         *sorted((ROOT / 'docs').glob('*.md'))])
+LAUNCH_LOGIC = {'depth_rig.launch.py': rig_nodes, 'slam.launch.py': slam_nodes}
+
+
+def docs_launch_commands() -> list[str]:
+    """Every `ros2 launch da3_ros ...` line in the documentation's bash blocks."""
+    blocks = '\n'.join(re.findall(r'```bash\n(.*?)```', DOCS, re.S)).replace('\\\n', ' ')
+    return [line.split('#')[0].strip() for line in blocks.splitlines()
+            if line.strip().startswith('ros2 launch da3_ros ')]
+
+
+@pytest.mark.parametrize('command', docs_launch_commands())
+def test_documented_launch_commands_start_their_nodes(command):
+    """Each documented `ros2 launch` names a shipped launch file, and its params_file:= gives
+    nodes that pass the nodes' own validation, on the CPU too. package://da3_ros/ is read in
+    this checkout (what CMakeLists.txt installs; an installed share folder may be older)."""
+    _, _, _, launch_file, *args = shlex.split(command)
+    assert (ROOT / 'launch' / launch_file).is_file()
+    params_file = dict(arg.split(':=', 1) for arg in args)['params_file']
+    assert params_file.startswith('package://da3_ros/config/')
+    path = ROOT / params_file.removeprefix('package://da3_ros/')
+    for overrides in ({}, {'device': 'cpu'}):
+        assert LAUNCH_LOGIC[launch_file](path, overrides)
+
+
+def test_nav2_quick_start_covers_a_usb_camera_and_a_surround_rig():
+    """Issue 19: the documented Nav2 commands run DA3METRIC on one camera and a metric
+    surround rig, both publishing the obstacle cloud and the scan in base_link."""
+    files = {dict(a.split(':=', 1) for a in shlex.split(c)[4:]).get('params_file')
+             for c in docs_launch_commands() if 'nav2' in c}
+    usb, surround = (f'package://da3_ros/config/depth_{n}_nav2.yaml'
+                     for n in ('usb_camera', 'surround'))
+    assert {usb, surround} <= files
+    (one,), (rig,) = (rig_nodes(ROOT / f.removeprefix('package://da3_ros/'))
+                      for f in (usb, surround))
+    assert len(one.parameters['cameras']) == 1 and len(rig.parameters['cameras']) == 6
+    assert 'DA3METRIC' in one.parameters['model']
+    assert one.parameters['metric_mode'] == 'metric_model'
+    assert rig.parameters['metric_mode'] in ('rig_calibration', 'nested')
+    for node in (one, rig):
+        assert node.parameters['publish.obstacles'] and node.parameters['publish.scan']
+        assert node.parameters['nav.base_frame'] == 'base_link'

@@ -4,7 +4,7 @@ mode, every display topic is one the mode publishes (with compatible QoS), every
 needs TF is in a frame connected to the Fixed Frame, and the names and comments match.
 
 The TF a mode provides is modelled from what the nodes publish: the depth node latches a
-calibration-file rig on /tf_static (built here by the node's own da3_ros/ros/rig_tf.py), the
+calibration-file rig on /tf_static (built here by the node's own da3_ros/ros/depth/rig_tf.py), the
 slam node publishes map -> the tracked base frame. Camera frame ids come from the drivers, so
 they appear here as '<camera NAME>'.
 """
@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from da3_ros.launch_logic import SLAM_NODE, config_path, rig_nodes, slam_nodes
-from da3_ros.nodes.depth_node import PER_CAMERA, TOPIC_NAMES
-from da3_ros.ros.depth_params import parse_depth_config
-from da3_ros.ros.rig_calibration import load_rig_calibration
-from da3_ros.ros.rig_tf import rig_static_transforms
+from da3_ros.ros.depth.params import parse_depth_config
+from da3_ros.ros.depth.publishers import PER_CAMERA, TOPIC_NAMES
+from da3_ros.ros.depth.rig_calibration import load_rig_calibration
+from da3_ros.ros.depth.rig_tf import rig_static_transforms
 from da3_ros.ros.slam_params import parse_slam_config
 from da3_ros.ros.slam_publishers import TOPICS as SLAM_TOPICS
 
@@ -71,7 +71,7 @@ def add_depth_node(mode: Mode, params: dict) -> None:
                                                           cfg.reliable_outputs, False)
     if 'rig_depth' in cfg.publish:
         mode.topics[f'/{cfg.output_namespace}/rig_depth'] = (None, cfg.reliable_outputs, False)
-    if cfg.rig_source == 'yaml':  # the node latches the calibration (da3_ros/ros/rig_tf.py)
+    if cfg.rig_source == 'yaml':  # the node latches the calibration (da3_ros/ros/depth/rig_tf.py)
         transforms = rig_static_transforms(
             load_rig_calibration(cfg.rig_calibration_file), cfg.rig_base_frame,
             [(c.name, camera_frame(c.name)) for c in cfg.cameras])
@@ -81,9 +81,9 @@ def add_depth_node(mode: Mode, params: dict) -> None:
 def add_slam_node(mode: Mode, params: dict) -> None:
     cfg = parse_slam_config(params)
     for name in SLAM_TOPICS:
-        mode.topics[f'/{SLAM_NODE}/{name}'] = (cfg['frames.map'], True, False)
-    base = cfg['frames.base'] or camera_frame(cfg['cameras'][0].strip('/').split('/')[-1])
-    mode.edges.add((cfg['frames.map'], base))  # without odometry; with it via odom
+        mode.topics[f'/{SLAM_NODE}/{name}'] = (cfg.map_frame, True, False)
+    base = cfg.base_frame or camera_frame(cfg.cameras[0].strip('/').split('/')[-1])
+    mode.edges.add((cfg.map_frame, base))  # without odometry; with it via odom
 
 
 def mode_of(params_file: str) -> Mode:

@@ -120,6 +120,21 @@ class GraphBackend(Backend):
     default_ref_view_strategy = 'first'
     supports_ray_pose = False
 
+    def infer(self, images: Tensor, extrinsics: Tensor | None = None,
+              intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'first',
+              use_ray_pose: bool = False, return_rays: bool = False,
+              return_descriptors: bool = False) -> DA3Output:
+        """See Backend.infer: the request checked, the graph's inputs built (graph_inputs),
+        the graph run (run_graph) and its named outputs read back (to_output)."""
+        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays,
+                           return_descriptors)
+        return self.to_output(self.run_graph(self.graph_inputs(images, extrinsics, intrinsics)))
+
+    @abc.abstractmethod
+    def run_graph(self, feeds: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The raw graph: named inputs ('images' (1, S, 3, H, W), 'pose_enc' (1, S, 9)) ->
+        named float32 outputs."""
+
     def graph_inputs(self, images: Tensor, extrinsics: Tensor | None,
                      intrinsics: Tensor | None) -> dict[str, Tensor]:
         """Named graph inputs: images, and pose_enc (1, S, 9) when cameras are given."""

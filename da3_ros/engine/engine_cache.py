@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import da3_ros
 from da3_ros.engine.onnx_export import ANYVIEW_OUTPUTS, MONO_OUTPUTS
 from da3_ros.engine.onnx_runtime import REQUIRED_METADATA
 from da3_ros.errors import CheckpointError, ConfigError
+from da3_ros.files import write_atomic
 from da3_ros.model.variants import PATCH_PX, VARIANTS
 
 PRECISIONS = ('fp16', 'fp32')
@@ -220,34 +220,6 @@ def timing_cache_file(cache_dir: str | os.PathLike, tensorrt_version: str, gpu_n
     gpu = re.sub(r'[^A-Za-z0-9.]+', '-', gpu_name).strip('-') or 'gpu'
     precision = check_precision(precision)
     return Path(cache_dir) / f'timing_trt{tensorrt_version}_{gpu}_{precision}.cache'
-
-
-def _umask() -> int:
-    """The process umask (read from /proc where possible: setting it is process-wide)."""
-    try:
-        for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('Umask:'):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data) -> None:
-    """Write bytes (or any buffer) to path via a temporary file in the same folder; the file
-    gets the permissions of a plain open() (0666 minus the umask), not mkstemp's 0600, so a
-    node running as another user can read an engine built with sudo."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def link_engine(link: str | os.PathLike, engine_path: Path) -> Path:

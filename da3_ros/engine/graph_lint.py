@@ -4,9 +4,9 @@
     check_file('da3-small_280x504.onnx')                           # CheckpointError otherwise
 
 Pure: reads an onnx ModelProto, never imports TensorRT. The rules, from onnx-tensorrt's
-`docs/operators.md` for TensorRT 10 (release/10.3 through 10.15: "opset 9 to opset 20" in
-10.0 to 10.x before the opset 21+ updates; every op of ALLOWED_OPS is listed there as
-supported "Y" for FP32/FP16):
+operator table (TENSORRT_OPS_URL) for TensorRT 10 (release/10.3 through 10.15: "opset 9 to
+opset 20" in 10.0 to 10.x before the opset 21+ updates; every op of ALLOWED_OPS is listed there
+as supported "Y" for FP32/FP16):
 
 - every node's op is in ALLOWED_OPS (the ops DA3 exports need; adding one means checking it
   in that table first) and in the default ONNX domain (other domains are plugins);
@@ -27,8 +27,9 @@ from pathlib import Path
 
 from da3_ros.errors import CheckpointError
 
-TENSORRT_OPS_SOURCE = ('onnx/onnx-tensorrt docs/operators.md (TensorRT 10.x; 10.3 is the '
-                       'oldest release this package targets)')
+TENSORRT_OPS_URL = 'https://github.com/onnx/onnx-tensorrt/blob/main/docs/operators.md'
+TENSORRT_OPS_SOURCE = (f"onnx-tensorrt's operator table, {TENSORRT_OPS_URL} (TensorRT 10.x; "
+                       '10.3 is the oldest release this package targets)')
 MIN_OPSET, MAX_OPSET = 9, 20
 VIEW_AXIS = 1
 

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from da3_ros.engine.backend import GraphBackend
 from da3_ros.engine.onnx_runtime import OnnxModel
-from da3_ros.model.da3 import DA3Output
 from da3_ros.model.variants import get_spec
 
 
@@ -33,14 +32,9 @@ class OnnxBackend(GraphBackend):
         self.network_hw = (self.model.height, self.model.width)
         self.supports_cameras = self.model.with_cameras
 
-    def infer(self, images: Tensor, extrinsics: Tensor | None = None,
-              intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'first',
-              use_ray_pose: bool = False, return_rays: bool = False,
-              return_descriptors: bool = False) -> DA3Output:
-        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays,
-                           return_descriptors)
-        feeds = self.graph_inputs(images.cpu(), extrinsics, intrinsics)
+    def run_graph(self, feeds: dict[str, Tensor]) -> dict[str, Tensor]:
+        """See GraphBackend.run_graph; runs on the CPU."""
         pose_enc = feeds.get('pose_enc')
-        out = self.model.run(feeds['images'].numpy(),
-                             None if pose_enc is None else pose_enc.numpy().astype(np.float32))
-        return self.to_output({k: torch.from_numpy(v) for k, v in out.items()})
+        out = self.model.run(feeds['images'].cpu().numpy(), None if pose_enc is None
+                             else pose_enc.cpu().numpy().astype(np.float32))
+        return {k: torch.from_numpy(v) for k, v in out.items()}

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from da3_ros.errors import ConfigError, InputError
+from da3_ros.geometry.sim3 import invert_se3
+from da3_ros.model.variants import PATCH_PX
 
-PATCH_SIZE = 14
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 METHODS = ('upper_bound_resize', 'upper_bound_crop', 'lower_bound_resize', 'lower_bound_crop')
@@ -64,8 +65,8 @@ def check_resize_config(process_res: int, method: str) -> None:
         raise ConfigError(f'process_res_method {method!r} is not one of {METHODS}')
     if isinstance(process_res, bool) or not isinstance(process_res, (int, np.integer)):
         raise ConfigError(f'process_res must be an int, got {process_res!r}')
-    if process_res < PATCH_SIZE:
-        raise ConfigError(f'process_res must be >= {PATCH_SIZE}, got {process_res}')
+    if process_res < PATCH_PX:
+        raise ConfigError(f'process_res must be >= {PATCH_PX}, got {process_res}')
 
 
 def plan_resize(h: int, w: int, process_res: int = 504,
@@ -79,9 +80,9 @@ def plan_resize(h: int, w: int, process_res: int = 504,
     check_resize_config(process_res, method)
     if h <= 0 or w <= 0:
         raise InputError(f'image size must be positive, got {h}x{w} (h x w)')
-    if h < PATCH_SIZE or w < PATCH_SIZE:
-        raise InputError(f'image {h}x{w} (h x w) is smaller than one {PATCH_SIZE} px network '
-                         f'patch: each side must reach {PATCH_SIZE} px')
+    if h < PATCH_PX or w < PATCH_PX:
+        raise InputError(f'image {h}x{w} (h x w) is smaller than one {PATCH_PX} px network '
+                         f'patch: each side must reach {PATCH_PX} px')
     side = max(h, w) if method.startswith('upper') else min(h, w)
     bh, bw = h, w
     if side != process_res:
@@ -89,16 +90,16 @@ def plan_resize(h: int, w: int, process_res: int = 504,
         bh, bw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     top = left = 0
     if method.endswith('resize'):
-        nh = max(1, _nearest_multiple(bh, PATCH_SIZE))
-        nw = max(1, _nearest_multiple(bw, PATCH_SIZE))
+        nh = max(1, _nearest_multiple(bh, PATCH_PX))
+        nw = max(1, _nearest_multiple(bw, PATCH_PX))
         sx, sy = (bw / float(w)) * (nw / float(bw)), (bh / float(h)) * (nh / float(bh))
     else:
-        nh, nw = (bh // PATCH_SIZE) * PATCH_SIZE, (bw // PATCH_SIZE) * PATCH_SIZE
+        nh, nw = (bh // PATCH_PX) * PATCH_PX, (bw // PATCH_PX) * PATCH_PX
         top, left = (bh - nh) // 2, (bw - nw) // 2
         sx, sy = bw / float(w), bh / float(h)
-    if nh < PATCH_SIZE or nw < PATCH_SIZE:
+    if nh < PATCH_PX or nw < PATCH_PX:
         raise InputError(f'image {h}x{w} (h x w) would become {nh}x{nw} with {method} at '
-                         f'process_res {process_res}; each side must reach {PATCH_SIZE} px')
+                         f'process_res {process_res}; each side must reach {PATCH_PX} px')
     return ResizePlan(method, (h, w), (bh, bw), (nh, nw), top, left, sx, sy)
 
 
@@ -384,18 +385,9 @@ def normalize_extrinsics(T_cam_world: np.ndarray) -> tuple[np.ndarray, float]:
     bad = np.flatnonzero(np.abs(T[:, 3] - [0.0, 0.0, 0.0, 1.0]).max(axis=1) > 1e-6)
     if bad.size:
         raise InputError(f'T_cam_world views {bad.tolist()} have a last row other than [0 0 0 1]')
-    T_norm = T @ _rigid_inverse(T[0])
-    centres = _rigid_inverse(T_norm)[:, :3, 3]
+    T_norm = T @ invert_se3(T[0])
+    centres = invert_se3(T_norm)[:, :3, 3]
     dists = np.sort(np.linalg.norm(centres, axis=-1))
     scale = max(float(dists[(len(dists) - 1) // 2]), MIN_DIST)
     T_norm[:, :3, 3] /= scale
     return T_norm, scale
-
-
-def _rigid_inverse(T: np.ndarray) -> np.ndarray:
-    """(..., 4, 4) -> (..., 4, 4): [R^T, -R^T t; last row kept], as the official affine_inverse."""
-    R_t = np.swapaxes(T[..., :3, :3], -1, -2)
-    out = np.array(T, dtype=np.float64)
-    out[..., :3, :3] = R_t
-    out[..., :3, 3] = -(R_t @ T[..., :3, 3:])[..., 0]
-    return out

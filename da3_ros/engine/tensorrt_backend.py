@@ -34,7 +34,6 @@ from da3_ros.engine.tensorrt_build import (
     trt_logger,
 )
 from da3_ros.errors import CheckpointError, ConfigError, InputError
-from da3_ros.model.da3 import DA3Output
 from da3_ros.model.variants import get_spec
 
 log = logging.getLogger(__name__)
@@ -171,19 +170,16 @@ class TensorRTBackend(GraphBackend):
         log.info('opened %s (%s, %dx%d, views %d..%d)', self.path.name, self.key.model,
                  *self.network_hw, self.profile.min_views, self.profile.max_views)
 
-    def infer(self, images: Tensor, extrinsics: Tensor | None = None,
-              intrinsics: Tensor | None = None, *, ref_view_strategy: str = 'first',
-              use_ray_pose: bool = False, return_rays: bool = False,
-              return_descriptors: bool = False) -> DA3Output:
-        """See Backend.infer; tensors may live anywhere, outputs are on `self.device`."""
-        self.check_request(images, extrinsics, ref_view_strategy, use_ray_pose, return_rays,
-                           return_descriptors)
+    def graph_inputs(self, images: Tensor, extrinsics: Tensor | None,
+                     intrinsics: Tensor | None) -> dict[str, Tensor]:
+        """See GraphBackend.graph_inputs; tensors may live anywhere (moved to `self.device`),
+        and an engine built with camera input needs them."""
         if self.supports_cameras and extrinsics is None:
             raise InputError(f'{self.path.name} was built with camera input; pass extrinsics '
                              f'and intrinsics')
         images, extrinsics, intrinsics = (None if t is None else t.to(self.device)
                                           for t in (images, extrinsics, intrinsics))
-        return self.to_output(self.run_graph(self.graph_inputs(images, extrinsics, intrinsics)))
+        return super().graph_inputs(images, extrinsics, intrinsics)
 
     def run_graph(self, feeds: dict[str, Tensor]) -> dict[str, Tensor]:
         """The raw graph: named inputs ('images' (1, S, 3, H, W), 'pose_enc' (1, S, 9)) ->

@@ -46,10 +46,10 @@ from da3_ros.engine.engine_cache import (
     read_onnx_info,
     store,
     timing_cache_file,
-    write_atomic,
 )
 from da3_ros.engine.graph_lint import check_file
 from da3_ros.errors import CheckpointError, ConfigError
+from da3_ros.files import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -81,7 +81,9 @@ def rotation_angle_rad(R: np.ndarray) -> float:
 
 
 def invert_se3(T: np.ndarray) -> np.ndarray:
-    """(N, 4, 4) rigid transforms -> their inverses (N, 4, 4) float64, vectorised."""
+    """(..., 4, 4) rigid transforms -> their inverses [R^T, -R^T t; 0 0 0 1], float64,
+    vectorised: the package's one rigid inverse on arrays (the network has its own in torch,
+    model.camera.invert_rigid, for export)."""
     T = np.asarray(T, np.float64)
     R_inv = np.swapaxes(T[..., :3, :3], -1, -2)
     out = np.zeros_like(T)

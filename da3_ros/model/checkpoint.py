@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from da3_ros.errors import CheckpointError, ConfigError
+from da3_ros.files import atomic_path
 from da3_ros.model.da3 import DA3Net, NestedDA3Net, build
 from da3_ros.model.variants import VARIANTS, get_spec
 
@@ -131,8 +131,6 @@ def save(net: DA3Net | NestedDA3Net, folder: str | os.PathLike) -> Path:
     for name, write in ((WEIGHTS_FILE, lambda p: save_file(tensors, p)),
                         (CONFIG_FILE, lambda p: Path(p).write_text(
                             json.dumps({'model_name': net.spec.name}) + '\n'))):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{name}.')
-        os.close(fd)
-        write(tmp)
-        os.replace(tmp, folder / name)
+        with atomic_path(folder / name) as tmp:
+            write(str(tmp))
     return folder

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import Counter, deque
-from dataclasses import replace
+from dataclasses import astuple, replace
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -31,18 +31,19 @@ from da3_ros.ros.slam_params import SLAM_PARAMS, apply_live_slam, declare_slam_p
 from da3_ros.ros.slam_publishers import SlamPublishers
 from da3_ros.ros.slam_session import SlamSession
 from da3_ros.ros.tf_buffer import TfBuffer, TfListener
+from da3_ros.ros.time_sync import seconds_to_ns
 
 
 def _make_predictor(cfg):
-    if cfg.simulation is not None or cfg['input_mode'] == 'rig_depth':
+    if cfg.simulation is not None or cfg.input_mode == 'rig_depth':
         return None
     from da3_ros.engine.factory import make_predictor
     try:
-        return make_predictor(cfg['model'], cfg['backend'], cfg['device'], cfg['precision'],
-                              cfg['model_file'] or None, process_res=cfg['process_res'],
-                              return_descriptors=cfg['backend'] == 'torch')
+        return make_predictor(cfg.model, cfg.backend, cfg.device, cfg.precision,
+                              cfg.model_file, process_res=cfg.process_res,
+                              return_descriptors=cfg.backend == 'torch')
     except Exception as err:
-        raise ConfigError(f"parameter 'model' ({cfg['model']!r}): {err}") from err
+        raise ConfigError(f"parameter 'model' ({cfg.model!r}): {err}") from err
 
 
 class SlamNode(Node):
@@ -54,7 +55,7 @@ class SlamNode(Node):
         self.session = SlamSession(system_factory(cfg, predictor or _make_predictor(cfg)))
         self.tf_buffer = TfBuffer()
         self._tf_listener = TfListener(self, self.tf_buffer)
-        self.drops, self.throttle = Counter(), CauseThrottle(cfg['log_throttle_s'])
+        self.drops, self.throttle = Counter(), CauseThrottle(cfg.log_throttle_s)
         self.out = SlamPublishers(self, cfg, self.tf_buffer, lambda: self.frames.camera_frame)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.reliable(10))
         self.queue, self.wake, self.lock = deque(), threading.Condition(), threading.Lock()
@@ -62,24 +63,25 @@ class SlamNode(Node):
         self.frames = SlamFrames(self, cfg, self.tf_buffer, self._enqueue, self._drop)
         self.create_service(Trigger, '~/save_map', self._save)
         self.create_service(Trigger, '~/reset', self._reset)
-        self.create_timer(cfg['diagnostics_period_s'], self._publish_diagnostics)
-        self._republish_timer = self.create_timer(max(cfg['publish.tf_period_s'], 0.05),
+        self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+        self._republish_timer = self.create_timer(max(cfg.tf_period_s, 0.05),
                                                   self._republish)
         # `ros2 param set`: live parameters apply at once, the others are read-only
         self._live = LiveParameters(self, SLAM_PARAMS,
                                     lambda values: apply_live_slam(self.cfg, values),
                                     self._apply_config)
-        if cfg['map.load_path']:
-            self.out.publish_prior(cfg['map.load_path'])
+        if cfg.map_load_path:
+            self.out.publish_prior(cfg.map_load_path)
         with self.lock:
             self._last_summary = self._summary()    # what diagnostics show during a chunk
-        source = (cfg['rig_depth_topic'] if cfg['input_mode'] == 'rig_depth'
-                  else f"{len(cfg['cameras'])} cameras {cfg['cameras']}")
+        source = (cfg.topics[0] if cfg.input_mode == 'rig_depth'
+                  else f'{len(cfg.cameras)} cameras {list(cfg.cameras)}')
         network = ('simulated predictor (test)' if cfg.simulation is not None else
-                   f"{cfg['model']} on {cfg['backend']}/{cfg['device']} {cfg['precision']}")
+                   f'{cfg.model} on {cfg.backend}/{cfg.device} {cfg.precision}')
+        loops = 'on' if cfg.slam.loops_enabled else 'off'
         self.get_logger().info(
-            f"SLAM on {source}: {network}, chunks of {cfg['chunk.size']} frames "
-            f"(overlap {cfg['chunk.overlap']}), loops {'on' if cfg['loops.enabled'] else 'off'}")
+            f'SLAM on {source}: {network}, chunks of {cfg.slam.chunk.size} frames '
+            f'(overlap {cfg.slam.chunk.overlap}), loops {loops}')
         self.worker = threading.Thread(target=self._work, name='da3_slam_worker', daemon=True)
         self.worker.start()
 
@@ -88,13 +90,9 @@ class SlamNode(Node):
         they read it at their next use (publishers: map period and voxel; frames)."""
         self.cfg = self.out.cfg = self.frames.cfg = cfg
         if (sync := getattr(self.frames, 'sync', None)) is not None:  # input_mode cameras
-            s_ns = cfg.s_to_ns
-            sync.configure(round(cfg['sync.slop_s'] * s_ns), cfg['sync.queue_size'],
-                           round(cfg['sync.max_wait_s'] * s_ns),
-                           round(cfg['sync.max_jump_s'] * s_ns))
-        self.throttle.period_s = cfg['log_throttle_s']
-        self._republish_timer.timer_period_ns = round(max(cfg['publish.tf_period_s'], 0.05)
-                                                      * 1e9)
+            sync.configure(*astuple(cfg.sync))
+        self.throttle.period_s = cfg.log_throttle_s
+        self._republish_timer.timer_period_ns = seconds_to_ns(max(cfg.tf_period_s, 0.05))
 
     def _drop(self, cause: str, text: str) -> None:
         self.drops[cause] += 1
@@ -103,7 +101,7 @@ class SlamNode(Node):
 
     def _enqueue(self, frame) -> None:
         with self.wake:
-            if len(self.queue) >= self.cfg['queue_size']:
+            if len(self.queue) >= self.cfg.queue_size:
                 self.queue.popleft()
                 self._drop('queue_full', 'the SLAM is behind; dropped the oldest frame')
             self.queue.append(frame)
@@ -135,17 +133,17 @@ class SlamNode(Node):
             if self.out.map_due and self.session.ready:
                 self.out.publish_map(self.session, self.session.stamps_ns[-1])
             self.lock.release()
-        if self.cfg['publish.tf_period_s'] > 0:
+        if self.cfg.tf_period_s > 0:
             self.out.republish_tf(self.get_clock().now().nanoseconds)
 
     def _save(self, request, response):
-        path = self.cfg['map.save_path']
+        path = self.cfg.map_save_path
         with self.lock:
             if not path or not self.session.ready:
                 response.message = 'no map.save_path' if not path else 'no chunk processed yet'
                 return response
-            frames = {'map': self.cfg['frames.map'], 'camera': self.frames.camera_frame,
-                      'base': self.cfg['frames.base'] or self.frames.camera_frame}
+            frames = {'map': self.cfg.map_frame, 'camera': self.frames.camera_frame,
+                      'base': self.cfg.base_frame or self.frames.camera_frame}
             try:
                 self.session.save(path, frames)
                 response.success, response.message = True, f'saved to {path}'

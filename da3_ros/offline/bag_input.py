@@ -19,7 +19,7 @@ import numpy as np
 from da3_ros.errors import InputError
 from da3_ros.offline.rig_frame import CameraSource, RawMessage, RigFrame
 from da3_ros.ros.camera_info import Pinhole, camera_info_to_pinhole
-from da3_ros.ros.depth_outputs import CameraInput
+from da3_ros.ros.depth.outputs import CameraInput
 from da3_ros.ros.errors import MessageError, TfError
 from da3_ros.ros.image_conversion import (
     COLOUR_ENCODINGS,

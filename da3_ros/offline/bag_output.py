@@ -21,8 +21,8 @@ from da3_ros.offline.rig_frame import CameraSource, RawMessage, SetResult
 from da3_ros.ros.time_sync import stamp_to_ns
 
 STORAGES = ('mcap', 'sqlite3')
-# output -> topic name under <camera ns>/<output namespace>/ (equal to depth_node.TOPIC_NAMES,
-# which a test checks; the node module is not imported here, it starts threads and rclpy pieces)
+# output -> topic name under <camera ns>/<output namespace>/ (equal to TOPIC_NAMES of
+# ros/depth/publishers.py, which a test checks; kept apart so offline runs need no publishers)
 TOPIC_NAMES = {'depth': 'depth', 'confidence': 'confidence', 'camera_info': 'camera_info',
                'cloud': 'points', 'colorized_depth': 'depth_colorized'}
 MSGTYPES = {'depth': 'sensor_msgs/msg/Image', 'confidence': 'sensor_msgs/msg/Image',
@@ -64,7 +64,7 @@ class BagWriter:
                  publish: frozenset[str], passthrough: tuple[RawMessage, ...] = (),
                  output_namespace: str = 'da3'):
         """path: the bag folder to create (must not exist); storage: 'mcap' or 'sqlite3';
-        publish: which outputs to write (names of depth_params.OUTPUTS), as the node's
+        publish: which outputs to write (names of ros/depth/params.py OUTPUTS), as the node's
         publish.* parameters."""
         from rosbags.rosbag2 import StoragePlugin, Writer
 

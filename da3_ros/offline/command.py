@@ -6,7 +6,9 @@
     da3-ros process BAG_DIR --ply-dir clouds/ --world-frame world --global-voxel 0.05
     da3-ros process BAG_DIR --slam map_dir/ --output-bag out_bag --chunk-size 60
 
-Only argparse is imported at module level, so `da3-ros --help` stays fast.
+Only argparse is imported at module level, so `da3-ros --help` stays fast. Options that mirror a
+node parameter take its default and choices from the node's table (depth_node_param), and the
+SLAM options from the slam node's (slam_chunks): none is repeated here.
 """
 from __future__ import annotations
 
@@ -17,7 +19,21 @@ from pathlib import Path
 from da3_ros.errors import ConfigError, InputError
 
 log = logging.getLogger('da3-ros')
-DEFAULT_OUTPUTS = 'depth,confidence,camera_info,cloud,fused_cloud,tf,rig_depth'
+
+
+def depth_node_param(name: str):
+    """The depth node's declaration (Param) of parameter `name`: its default and choices."""
+    from da3_ros.ros.depth.params import PARAMS
+    from da3_ros.ros.params import by_name
+
+    return by_name(PARAMS, name)
+
+
+def default_outputs() -> str:
+    """The depth outputs the depth node publishes by default, comma-separated."""
+    from da3_ros.ros.depth.params import OUTPUTS
+
+    return ','.join(o for o in OUTPUTS if depth_node_param(f'publish.{o}').default)
 
 
 def _input_args(p) -> None:
@@ -25,11 +41,12 @@ def _input_args(p) -> None:
     p.add_argument('--cameras', nargs='+', metavar='TOPIC',
                    help='bag image topics in rig order (default: every Image/CompressedImage '
                         'topic with a camera_info topic beside it, sorted)')
-    p.add_argument('--slop', type=float, default=0.05,
-                   help='largest stamp difference inside one camera set, s (default 0.05)')
-    p.add_argument('--max-wait', type=float, default=1.0,
+    p.add_argument('--slop', type=float, default=depth_node_param('sync.slop_s').default,
+                   help='largest stamp difference inside one camera set, s (default '
+                        '%(default)s)')
+    p.add_argument('--max-wait', type=float, default=depth_node_param('sync.max_wait_s').default,
                    help='an image waiting longer than this (stamp time, s) for its set is '
-                        'dropped (default 1.0)')
+                        'dropped (default %(default)s)')
     p.add_argument('--fps', type=float, default=10.0,
                    help='image folder: stamp rate of the synthetic stamps (default 10)')
     p.add_argument('--stride', type=int, default=1,
@@ -44,16 +61,20 @@ def _model_args(p) -> None:
     p.add_argument('--model', required=True,
                    help='Hugging Face id or checkpoint folder (torch); expected variant for '
                         '--backend onnxruntime/tensorrt')
-    p.add_argument('--backend', choices=('torch', 'onnxruntime', 'tensorrt'), default='torch')
+    _node_option(p, '--backend', 'backend')
     p.add_argument('--model-file', help='.onnx / .engine file for onnxruntime / tensorrt')
-    p.add_argument('--device', default='cuda', help="'cpu', 'cuda' or 'cuda:N' (default cuda)")
-    p.add_argument('--precision', choices=('auto', 'fp32', 'bf16', 'fp16'), default='auto',
-                   help='torch precision (auto: bf16 / fp16 by GPU, fp32 on the CPU)')
-    p.add_argument('--process-res', type=int, default=504,
-                   help='network processing resolution, longest side px (default 504)')
-    p.add_argument('--process-res-method', default='upper_bound_resize',
-                   choices=('upper_bound_resize', 'upper_bound_crop', 'lower_bound_resize',
-                            'lower_bound_crop'))
+    _node_option(p, '--device', 'device', help="'cpu', 'cuda' or 'cuda:N' (default %(default)s)")
+    _node_option(p, '--precision', 'precision',
+                 help='torch precision (auto: bf16 / fp16 by GPU, fp32 on the CPU)')
+    _node_option(p, '--process-res', 'process_res', type=int,
+                 help='network processing resolution, longest side px (default %(default)s)')
+    _node_option(p, '--process-res-method', 'process_res_method')
+
+
+def _node_option(p, option: str, name: str, **kwargs) -> None:
+    """An option with the default and choices of the depth node's parameter `name`."""
+    param = depth_node_param(name)
+    p.add_argument(option, default=param.default, choices=param.choices or None, **kwargs)
 
 
 def _output_args(p) -> None:
@@ -62,7 +83,7 @@ def _output_args(p) -> None:
                    help='storage of --output-bag (default mcap, as Jazzy)')
     p.add_argument('--outputs',
                    help='comma-separated depth-node outputs written to the bag (default '
-                        f'{DEFAULT_OUTPUTS}; colorized_depth also exists; with --slam the '
+                        f'{default_outputs()}; colorized_depth also exists; with --slam the '
                         'default is none, and naming outputs adds a per-set forward to the '
                         "SLAM's per-chunk one)")
     p.add_argument('--npy-dir', help='folder to write depth .npy per camera and set + index.csv')
@@ -72,13 +93,15 @@ def _output_args(p) -> None:
                         "with the bag's /tf + /tf_static")
     p.add_argument('--global-voxel', type=float, default=0.05,
                    help='voxel edge of the global PLY, cloud units (default 0.05)')
-    p.add_argument('--output-resolution', choices=('network', 'input'), default='network')
-    p.add_argument('--cloud-stride', type=int, default=1, help='use every N-th pixel row/column')
-    p.add_argument('--min-confidence', type=float, default=0.0,
-                   help='drop cloud points below this confidence (default 0: keep all)')
-    p.add_argument('--max-range', type=float, default=200.0, help='drop farther cloud points')
-    p.add_argument('--fused-voxel', type=float, default=0.0,
-                   help='voxel edge of the fused rig cloud, 0 = off')
+    _node_option(p, '--output-resolution', 'output_resolution')
+    _node_option(p, '--cloud-stride', 'cloud.stride', type=int,
+                 help='use every N-th pixel row/column')
+    _node_option(p, '--min-confidence', 'cloud.min_confidence', type=float,
+                 help='drop cloud points below this confidence (default %(default)s: keep all)')
+    _node_option(p, '--max-range', 'cloud.max_range_m', type=float,
+                 help='drop farther cloud points (default %(default)s)')
+    _node_option(p, '--fused-voxel', 'fused.voxel_size_m', type=float,
+                 help='voxel edge of the fused rig cloud, 0 = off')
     p.add_argument('--overwrite', action='store_true', help='replace existing outputs')
 
 
@@ -126,19 +149,20 @@ def open_source(args):
         raise InputError(f'input {path} does not exist')
     if args.stride < 1 or args.fps <= 0:
         raise ConfigError(f'--stride must be >= 1 and --fps > 0, got {args.stride}, {args.fps}')
-    ns_to_s = 1_000_000_000
+    from da3_ros.ros.time_sync import seconds_to_ns
+
     if path.is_file() and (path.parent / 'metadata.yaml').is_file():
         path = path.parent  # the .mcap / .db3 file of a bag: open the bag
     if (path / 'metadata.yaml').is_file():
         from da3_ros.offline.bag_input import BagSource
-        return BagSource(path, args.cameras, round(args.slop * ns_to_s),
-                         round(args.max_wait * ns_to_s))
+        return BagSource(path, args.cameras, seconds_to_ns(args.slop),
+                         seconds_to_ns(args.max_wait))
     if args.cameras:
         raise ConfigError('--cameras applies to rosbag2 input only')
     camera = CameraSource('camera', '/camera')
     if path.is_dir():
         from da3_ros.offline.folder_input import FolderSource
-        return FolderSource(path, camera, args.frame_id, round(ns_to_s / args.fps),
+        return FolderSource(path, camera, args.frame_id, seconds_to_ns(1 / args.fps),
                             stride=args.stride)
     from da3_ros.offline.video_input import VideoSource
     return VideoSource(path, camera, args.frame_id, stride=args.stride)
@@ -147,11 +171,11 @@ def open_source(args):
 def make_options(args):
     """ProcessOptions and the bag's publish set from the arguments."""
     from da3_ros.offline.process import ProcessOptions
-    from da3_ros.ros.depth_outputs import OutputOptions
-    from da3_ros.ros.depth_params import OUTPUTS
+    from da3_ros.ros.depth.outputs import OutputOptions
+    from da3_ros.ros.depth.params import OUTPUTS
     from da3_ros.ros.pointcloud import CloudConfig
 
-    text = args.outputs if args.outputs is not None else '' if args.slam else DEFAULT_OUTPUTS
+    text = args.outputs if args.outputs is not None else '' if args.slam else default_outputs()
     publish = frozenset(o.strip() for o in text.split(',') if o.strip())
     if unknown := sorted(publish - set(OUTPUTS)):
         raise ConfigError(f'--outputs: unknown {unknown}; known: {list(OUTPUTS)}')

@@ -16,7 +16,7 @@ import numpy as np
 from da3_ros.errors import ConfigError, InputError
 from da3_ros.offline.ply import write_ply
 from da3_ros.offline.rig_frame import CameraSource, SetResult
-from da3_ros.ros.depth_outputs import camera_view
+from da3_ros.ros.depth.outputs import camera_view
 from da3_ros.ros.pointcloud import Points, cloud_to_points, transform_points, voxel_downsample
 
 INDEX_COLUMNS = ('set', 'stamp_ns', 'camera', 'frame_id', 'file', 'units', 'height', 'width',

@@ -16,7 +16,7 @@ from std_msgs.msg import Header
 
 from da3_ros.errors import InputError
 from da3_ros.offline.rig_frame import CameraSource, RigFrame
-from da3_ros.ros.depth_outputs import CameraInput
+from da3_ros.ros.depth.outputs import CameraInput
 from da3_ros.ros.tf_buffer import ns_to_stamp
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')

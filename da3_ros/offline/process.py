@@ -17,7 +17,7 @@ import numpy as np
 
 from da3_ros.errors import InputError
 from da3_ros.offline.rig_frame import RigFrame, RigSource, SetConsumer, SetResult
-from da3_ros.ros.depth_outputs import Frames, OutputOptions, build_outputs
+from da3_ros.ros.depth.outputs import Frames, OutputOptions, build_outputs
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from da3_ros.engine.prediction import Prediction
 from da3_ros.ros.camera_info import Pinhole
-from da3_ros.ros.depth_outputs import CameraInput, RigOutputs
+from da3_ros.ros.depth.outputs import CameraInput, RigOutputs
 
 
 @dataclass(frozen=True)

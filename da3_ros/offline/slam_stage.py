@@ -83,7 +83,7 @@ class SlamStage:
         if self.frames is None:
             camera = frame.inputs[0].header.frame_id
             base, self.T_cam_base = static_base(self.passthrough, camera)
-            self.frames = {'map': self.cfg['frames.map'], 'camera': camera, 'base': base}
+            self.frames = {'map': self.cfg.map_frame, 'camera': camera, 'base': base}
             log.info('SLAM: tracking %s (camera %s), TF %s -> %s', base, camera,
                      self.frames['map'], base)
         K = None

@@ -15,7 +15,7 @@ import numpy as np
 from da3_ros.errors import InputError
 from da3_ros.offline.folder_input import synthetic_header
 from da3_ros.offline.rig_frame import CameraSource, RigFrame
-from da3_ros.ros.depth_outputs import CameraInput
+from da3_ros.ros.depth.outputs import CameraInput
 
 
 class VideoSource:

@@ -1,6 +1,6 @@
 """`ros2 param set` on a running node: live parameters are checked, then applied.
 
-Every parameter of a node's table (depth_params.Param) is either live or read at start-up.
+Every parameter of a node's table (params.Param) is either live or read at start-up.
 Start-up parameters are declared read-only, so rclpy itself refuses a set of one with
 "Trying to set a read-only parameter" before anything here runs. For the live ones:
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import astuple
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -35,19 +36,15 @@ class SlamFrames:
         self.camera_frame: str | None = None
         self.infos: dict[int, np.ndarray] = {}
         self.pending: deque = deque()   # frames waiting for their transforms
-        in_qos = qos.reliable(100) if cfg['qos.reliable_inputs'] else qos.SENSOR_DATA
-        if cfg['input_mode'] == 'rig_depth':
+        in_qos = qos.reliable(100) if cfg.reliable_inputs else qos.SENSOR_DATA
+        if cfg.input_mode == 'rig_depth':
             node.create_subscription(RigDepth, cfg.topics[0], self._on_rig_depth, in_qos)
             return
-        s_ns = cfg.s_to_ns
-        self.sync = ApproximateTimeSync(len(cfg.topics), round(cfg['sync.slop_s'] * s_ns),
-                                        cfg['sync.queue_size'],
-                                        round(cfg['sync.max_wait_s'] * s_ns),
-                                        round(cfg['sync.max_jump_s'] * s_ns))
-        kind = CompressedImage if cfg['image_transport'] == 'compressed' else Image
+        self.sync = ApproximateTimeSync(len(cfg.topics), *astuple(cfg.sync))
+        kind = CompressedImage if cfg.compressed else Image
         for i, topic in enumerate(cfg.topics):
             node.create_subscription(kind, topic, lambda m, i=i: self._on_image(i, m), in_qos)
-            if cfg['use_camera_info']:
+            if cfg.use_camera_info:
                 node.create_subscription(CameraInfo, cfg.info_topics[i],
                                          lambda m, i=i: self._on_info(i, m), in_qos)
 
@@ -75,7 +72,7 @@ class SlamFrames:
             return
         for synced in sets:
             K = None
-            if self.cfg['use_camera_info']:
+            if self.cfg.use_camera_info:
                 if len(self.infos) < len(self.cfg.topics):
                     self.drop('no_camera_info', 'waiting for CameraInfo of every camera')
                     continue
@@ -84,12 +81,12 @@ class SlamFrames:
                         tuple(rgb for _, rgb in synced.items), K)
 
     def _on_rig_depth(self, msg) -> None:
-        stamp_ns, odom = stamp_to_ns(msg.header.stamp), self.cfg['frames.odom']
+        stamp_ns, odom = stamp_to_ns(msg.header.stamp), self.cfg.odom_frame
         try:
             T_world_fixed = np.eye(4)
             if odom and msg.header.frame_id != odom:
                 T_world_fixed = self.tf.lookup(odom, msg.header.frame_id, stamp_ns,
-                                               round(self.cfg['tf_tolerance_s'] * 1e9))
+                                               self.cfg.tf_tolerance_ns)
             frame = rig_depth_frame(msg, T_world_fixed)
             camera = msg.cameras[0].depth.header.frame_id
         except TfError as err:
@@ -102,7 +99,7 @@ class SlamFrames:
 
     def _frame(self, stamp_ns: int, camera: str, images: tuple, extra) -> None:
         self.sets += 1
-        if (self.sets - 1) % self.cfg['frame_stride']:
+        if (self.sets - 1) % self.cfg.frame_stride:
             return
         self.camera_frame = self.camera_frame or camera
         self.pending.append((stamp_ns, camera, images, extra))
@@ -111,7 +108,7 @@ class SlamFrames:
     def flush(self) -> None:
         """Emit waiting frames, in order, once their transforms are in TF (as tf2's message
         filter): a frame waits at most tf_wait_s of stamp time behind the newest frame."""
-        wait_ns = round(self.cfg['tf_wait_s'] * 1e9)
+        wait_ns = self.cfg.tf_wait_ns
         while self.pending:
             stamp_ns, camera, images, extra = self.pending[0]
             expired = self.pending[-1][0] - stamp_ns > wait_ns
@@ -128,13 +125,12 @@ class SlamFrames:
 
     def _transforms(self, stamp_ns: int, camera: str, expired: bool):
         """(T_cam_base, T_odom_base or None); raises TfError while the base is unknown."""
-        base, odom = self.cfg['frames.base'] or camera, self.cfg['frames.odom']
+        base, odom = self.cfg.base_frame or camera, self.cfg.odom_frame
         T_cam_base = np.eye(4) if base == camera else self.tf.lookup(camera, base)
         if not odom or odom not in self.tf.frames():
             return T_cam_base, None
         try:
-            return T_cam_base, self.tf.lookup(odom, base, stamp_ns,
-                                              round(self.cfg['tf_tolerance_s'] * 1e9))
+            return T_cam_base, self.tf.lookup(odom, base, stamp_ns, self.cfg.tf_tolerance_ns)
         except TfError as err:
             if not expired:
                 raise

@@ -20,7 +20,7 @@ from da3_ros.geometry.sim3 import invert_se3, rotation_from_rotvec
 from da3_ros.ros.errors import MessageError
 from da3_ros.ros.image_conversion import image_to_float
 from da3_ros.ros.tf_buffer import transform_to_matrix
-from da3_ros.slam.protocol import ChunkOutput, Frame, Rig
+from da3_ros.slam.protocol import ChunkOutput, Frame, Rig, frame_intrinsics
 from da3_ros.slam.sim_predictor import PROFILES, SimCamera, SimulatedPredictor
 from da3_ros.slam.simulation import GroundTruth, load_kitti, load_tum
 
@@ -37,8 +37,8 @@ class NetworkChunkPredictor:
 
     def predict_chunk(self, frames: Sequence[Frame]) -> ChunkOutput:
         images = [image for frame in frames for image in frame.images]
-        K = None if self.intrinsics is None else np.concatenate([self.intrinsics] * len(frames))
-        prediction = self.predictor.predict(images, intrinsics=K)
+        prediction = self.predictor.predict(images, intrinsics=frame_intrinsics(
+            frames, self.intrinsics))
         return ChunkOutput(prediction, prediction.descriptors)
 
 
@@ -137,9 +137,9 @@ def system_factory(cfg, predictor=None):
         if cfg.simulation is not None:
             sim, rig = make_simulated(cfg.simulation)
             return SlamSystem(sim, cfg.slam, rig=rig), None
-        rig = Rig(np.tile(np.eye(4), (len(cfg.topics) if cfg['input_mode'] == 'cameras'
+        rig = Rig(np.tile(np.eye(4), (len(cfg.topics) if cfg.input_mode == 'cameras'
                                       else 1, 1, 1)))
-        if cfg['input_mode'] == 'cameras':
+        if cfg.input_mode == 'cameras':
             chunk_predictor = NetworkChunkPredictor(predictor)
 
             def on_frame(index, frame):

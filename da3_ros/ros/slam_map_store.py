@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from da3_ros.errors import InputError
+from da3_ros.files import write_atomic
 from da3_ros.slam.map_io import load_result
-from da3_ros.slam.trajectory_io import atomic_write_bytes, read_tum
+from da3_ros.slam.trajectory_io import read_tum
 
 
 def _fsync_dir(path: Path) -> None:
@@ -80,7 +81,7 @@ def write_ros_metadata(folder: Path, frames: dict, T_map_world: np.ndarray,
     from da3_ros.slam.trajectory_io import write_tum
     meta = {'frames': frames, 'T_map_world': np.asarray(T_map_world).tolist(),
             'stamps_ns': [int(s) for s in stamps_ns]}
-    atomic_write_bytes(Path(folder) / 'ros.json', json.dumps(meta).encode())
+    write_atomic(Path(folder) / 'ros.json', json.dumps(meta).encode())
     write_tum(Path(folder) / 'trajectory_map.tum', np.asarray(stamps_ns) * 1e-9, T_map_base)
 
 

@@ -13,6 +13,7 @@ from nav_msgs.msg import Path
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from da3_ros.geometry.sim3 import invert_se3
 from da3_ros.msg import SlamStatus
 from da3_ros.ros.pointcloud import Points, points_to_cloud, voxel_downsample
 from da3_ros.ros.tf_buffer import make_transform_stamped, matrix_to_transform, ns_to_stamp
@@ -36,7 +37,7 @@ def map_transform(T_map_base: np.ndarray,
     """
     if T_odom_base is None:
         return 'base', rigid(T_map_base)
-    return 'odom', rigid(T_map_base @ np.linalg.inv(T_odom_base))
+    return 'odom', rigid(T_map_base @ invert_se3(T_odom_base))
 
 
 def header(stamp_ns: int, frame: str) -> Header:

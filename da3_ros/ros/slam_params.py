@@ -1,8 +1,9 @@
 """The SLAM node's parameters: one declaration table, validated into a frozen SlamNodeConfig.
 
-Same scheme as depth_params: every parameter is declared once (SLAM_PARAMS), parsed by a pure
-function of a name -> value dict (`parse_slam_config`), and every error is a ConfigError that
-starts with the parameter's name. Live parameters (Param.live: sync.*, publish.*,
+Same scheme as depth_params (shared machinery: ros/params.py): every parameter is declared once
+(SLAM_PARAMS), parsed by a pure function of a name -> value dict (`parse_slam_config`) into
+typed fields (durations in integer ns), and every error is a ConfigError that starts with the
+parameter's name. Live parameters (Param.live: sync.*, publish.*,
 log_throttle_s) take `ros2 param set` (apply_live_slam); the others are read-only.
 
 Test-only parameters are not in SLAM_PARAMS. The simulated predictor, which stands in for the
@@ -18,17 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from da3_ros.errors import ConfigError
-from da3_ros.ros.depth_params import (
-    SYNC_PARAMS,
-    Param,
-    _bad,
-    _check_value,
-    check_precision,
-    check_sync,
-    declare_params,
-    overrides,
-    unknown_parameters,
-)
+from da3_ros.ros import params
+from da3_ros.ros.params import SYNC_PARAMS, Param, SyncConfig, bad, check_value
+from da3_ros.ros.time_sync import seconds_to_ns
 from da3_ros.slam.chunking import ChunkConfig
 from da3_ros.slam.loops import LoopConfig
 from da3_ros.slam.map import MapConfig
@@ -146,29 +139,47 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class SlamNodeConfig:
-    """Validated node configuration; `values` keeps every raw parameter by name."""
+    """Validated node configuration (durations: seconds -> integer ns; '' paths -> None)."""
 
-    values: dict
+    input_mode: str                  # 'cameras' or 'rig_depth'
+    cameras: tuple[str, ...]         # camera namespaces (input_mode cameras)
     topics: tuple[str, ...]          # image topics (cameras) or the RigDepth topic
     info_topics: tuple[str, ...]
+    compressed: bool                 # image_transport 'compressed'
+    use_camera_info: bool
+    sync: SyncConfig
+    frame_stride: int
+    queue_size: int
+    model: str
+    backend: str
+    model_file: str | None
+    device: str
+    precision: str
+    process_res: int
+    map_save_path: str | None
+    map_load_path: str | None
+    map_frame: str
+    odom_frame: str                  # '' = no odometry
+    base_frame: str                  # '' = the first camera's frame
+    tf_tolerance_ns: int
+    tf_wait_ns: int
+    map_period_s: float
+    map_voxel_size_m: float          # publish.map_voxel_size_m (0 = the map as is)
+    tf_period_s: float
+    reliable_inputs: bool
+    diagnostics_period_s: float
+    log_throttle_s: float
     simulation: SimulationConfig | None
     slam: SlamConfig
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
-
-    @property
-    def s_to_ns(self) -> int:
-        return 1_000_000_000
 
 
 def _floats(name: str, items: list[str], count: int | None = None) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in items)
     except ValueError as err:
-        raise _bad(name, f'expected numbers, got {items}') from err
+        raise bad(name, f'expected numbers, got {items}') from err
     if count is not None and len(values) != count:
-        raise _bad(name, f'expected {count} values, got {len(values)}')
+        raise bad(name, f'expected {count} values, got {len(values)}')
     return values
 
 
@@ -182,11 +193,11 @@ def _simulation(v: dict, num_cameras: int) -> SimulationConfig | None:
         return None
     path = Path(v['test.simulated_trajectory'])
     if not path.is_file():
-        raise _bad('test.simulated_trajectory', f"{str(path)!r} is not a file (the simulated "
-                   "predictor needs a ground-truth trajectory)")
+        raise bad('test.simulated_trajectory', f"{str(path)!r} is not a file (the simulated "
+                  "predictor needs a ground-truth trajectory)")
     hw = _floats('test.simulated_image_hw', v['test.simulated_image_hw'], 2)
     if min(hw) < 2 or any(h != int(h) for h in hw):
-        raise _bad('test.simulated_image_hw', f'needs two integers >= 2, got {hw}')
+        raise bad('test.simulated_image_hw', f'needs two integers >= 2, got {hw}')
     yaws = _floats('test.simulated_camera_yaw_deg', v['test.simulated_camera_yaw_deg'],
                    num_cameras)
     return SimulationConfig(path, v['test.simulated_profile'], v['test.simulated_seed'],
@@ -196,15 +207,15 @@ def _simulation(v: dict, num_cameras: int) -> SimulationConfig | None:
 def _topics(v: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if v['input_mode'] == 'rig_depth':
         if not v['rig_depth_topic']:
-            raise _bad('rig_depth_topic', 'must not be empty')
+            raise bad('rig_depth_topic', 'must not be empty')
         if _simulated(v) or v['use_camera_info']:
-            raise _bad('input_mode' if _simulated(v) else 'use_camera_info',
-                       "input_mode 'rig_depth' takes depth and poses from RigDepth; the "
+            raise bad('input_mode' if _simulated(v) else 'use_camera_info',
+                      "input_mode 'rig_depth' takes depth and poses from RigDepth; the "
                        'predictor options apply to input_mode cameras only')
         return (v['rig_depth_topic'],), ()
     namespaces = [ns.rstrip('/') for ns in v['cameras']]
     if not namespaces or not all(ns.strip('/') for ns in namespaces):
-        raise _bad('cameras', "input_mode 'cameras' needs at least one camera namespace")
+        raise bad('cameras', "input_mode 'cameras' needs at least one camera namespace")
     suffix = '/compressed' if v['image_transport'] == 'compressed' else ''
     return (tuple(f"{ns}/{v['image_topic'].strip('/')}{suffix}" for ns in namespaces),
             tuple(f"{ns}/{v['camera_info_topic'].strip('/')}" for ns in namespaces))
@@ -212,22 +223,22 @@ def _topics(v: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _check(v: dict) -> None:
     if not v['chunk.overlap'] < v['chunk.size']:
-        raise _bad('chunk.overlap', f"{v['chunk.overlap']} must be < chunk.size "
-                   f"{v['chunk.size']}")
+        raise bad('chunk.overlap', f"{v['chunk.overlap']} must be < chunk.size "
+                  f"{v['chunk.size']}")
     if not v['frames.map']:
-        raise _bad('frames.map', 'must name the map frame')
+        raise bad('frames.map', 'must name the map frame')
     for name in ('frames.odom', 'frames.base'):
         if v[name] and v[name] == v['frames.map']:
-            raise _bad(name, f"equals frames.map {v['frames.map']!r}")
-    check_sync(v)
+            raise bad(name, f"equals frames.map {v['frames.map']!r}")
+    params.check_sync(v)
     if not _simulated(v) and v['input_mode'] == 'cameras':
         if v['backend'] != 'torch' and not v['model_file']:
-            raise _bad('model_file', f"the {v['backend']} backend needs a model file")
+            raise bad('model_file', f"the {v['backend']} backend needs a model file")
         if v['backend'] == 'torch' and v['model_file']:
-            raise _bad('model_file', 'the torch backend loads `model`; leave it empty')
-        check_precision(v)
+            raise bad('model_file', 'the torch backend loads `model`; leave it empty')
+        params.check_precision(v)
     if v['map.load_path'] and not (Path(v['map.load_path']) / 'metadata.json').is_file():
-        raise _bad('map.load_path', f"{v['map.load_path']!r} is not a saved map folder")
+        raise bad('map.load_path', f"{v['map.load_path']!r} is not a saved map folder")
 
 
 def parse_slam_config(values: dict[str, Any], simulated: bool = False) -> SlamNodeConfig:
@@ -236,8 +247,8 @@ def parse_slam_config(values: dict[str, Any], simulated: bool = False) -> SlamNo
     stands in for the network, configured by SIMULATION_PARAMS."""
     table = SLAM_PARAMS + (SIMULATION_PARAMS if simulated else ())
     if unknown := sorted(set(values) - {p.name for p in table}):
-        raise _bad(unknown[0], 'is not a slam node parameter')
-    v = {p.name: _check_value(p, values.get(p.name, p.default)) for p in table}
+        raise bad(unknown[0], 'is not a slam node parameter')
+    v = {p.name: check_value(p, values.get(p.name, p.default)) for p in table}
     topics, info_topics = _topics(v)
     _check(v)
     try:
@@ -251,8 +262,28 @@ def parse_slam_config(values: dict[str, Any], simulated: bool = False) -> SlamNo
                           min_hits=v['map.min_hits']),
             loops_enabled=v['loops.enabled'] and v['input_mode'] == 'cameras')
     except ConfigError as err:
-        raise _bad('chunk.size', str(err)) from err
-    return SlamNodeConfig(v, topics, info_topics, _simulation(v, max(len(topics), 1)), slam)
+        raise bad('chunk.size', str(err)) from err
+    return SlamNodeConfig(
+        input_mode=v['input_mode'], cameras=tuple(v['cameras']), topics=topics,
+        info_topics=info_topics, compressed=v['image_transport'] == 'compressed',
+        use_camera_info=v['use_camera_info'],
+        frame_stride=v['frame_stride'], queue_size=v['queue_size'], model=v['model'],
+        backend=v['backend'], model_file=v['model_file'] or None, device=v['device'],
+        precision=v['precision'], process_res=v['process_res'],
+        map_save_path=v['map.save_path'] or None, map_load_path=v['map.load_path'] or None,
+        map_frame=v['frames.map'], odom_frame=v['frames.odom'], base_frame=v['frames.base'],
+        tf_tolerance_ns=seconds_to_ns(v['tf_tolerance_s']),
+        tf_wait_ns=seconds_to_ns(v['tf_wait_s']), **_live_fields(v),
+        reliable_inputs=v['qos.reliable_inputs'],
+        diagnostics_period_s=v['diagnostics_period_s'],
+        simulation=_simulation(v, max(len(topics), 1)), slam=slam)
+
+
+def _live_fields(v: dict) -> dict[str, Any]:
+    """SlamNodeConfig's fields of the live parameters (checked values)."""
+    return dict(sync=params.sync_config(v), map_period_s=v['publish.map_period_s'],
+                map_voxel_size_m=v['publish.map_voxel_size_m'],
+                tf_period_s=v['publish.tf_period_s'], log_throttle_s=v['log_throttle_s'])
 
 
 def apply_live_slam(cfg: SlamNodeConfig, values: dict[str, Any]) -> SlamNodeConfig:
@@ -261,9 +292,8 @@ def apply_live_slam(cfg: SlamNodeConfig, values: dict[str, Any]) -> SlamNodeConf
     values: name -> raw value of every live parameter, checked as at start-up (type, range,
     check_sync); raises ConfigError naming the parameter.
     """
-    v = {p.name: _check_value(p, values[p.name]) for p in SLAM_PARAMS if p.live}
-    check_sync(v)
-    return replace(cfg, values={**cfg.values, **v})
+    v = {p.name: check_value(p, values[p.name]) for p in SLAM_PARAMS if p.live}
+    return replace(cfg, **_live_fields(v))
 
 
 def declare_slam_params(node, simulated: bool = False) -> SlamNodeConfig:
@@ -271,6 +301,4 @@ def declare_slam_params(node, simulated: bool = False) -> SlamNodeConfig:
     (descriptions, ranges, read-only unless live) and parse them; ConfigError names the
     parameter, also one in the params files or `-p` that the tables do not have."""
     table = SLAM_PARAMS + (SIMULATION_PARAMS if simulated else ())
-    unknown_parameters(overrides(node), table, 'slam node')
-    values = declare_params(node, table)
-    return parse_slam_config(values, simulated)
+    return parse_slam_config(params.declare_table(node, table, 'slam node'), simulated)

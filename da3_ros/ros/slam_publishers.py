@@ -27,7 +27,7 @@ class SlamPublishers:
         self.tf_out = TfBroadcaster(node)
         self.pubs = {k: node.create_publisher(t, f'~/{k}', qos.reliable(10))
                      for k, t in TOPICS.items()}
-        self.frame = cfg['frames.map']
+        self.frame = cfg.map_frame
         self.last_tf, self.map_due, self.map_sent_at = None, False, -1e18
 
     def _tf_child(self, session) -> tuple[str, object]:
@@ -38,8 +38,8 @@ class SlamPublishers:
         odom = session.last_odom
         odom = odom[1] if odom and odom[0] == newest else None
         kind, T_map_child = out.map_transform(T_map_base[newest], odom)
-        child = self.cfg['frames.odom'] if kind == 'odom' else (self.cfg['frames.base']
-                                                                 or self.camera_frame())
+        child = self.cfg.odom_frame if kind == 'odom' else (self.cfg.base_frame
+                                                             or self.camera_frame())
         owner = self.tf_buffer.parent(child)
         if owner not in (None, self.frame):
             return f'{child} already has parent {owner}', None
@@ -70,10 +70,10 @@ class SlamPublishers:
 
     def publish_map(self, session, stamp_ns: int) -> None:
         now = time.monotonic()
-        if self.map_due and now - self.map_sent_at >= self.cfg['publish.map_period_s']:
+        if self.map_due and now - self.map_sent_at >= self.cfg.map_period_s:
             points, weight = session.map_points()
             self.pubs['map'].publish(out.map_cloud_msg(
-                points, weight, stamp_ns, self.frame, self.cfg['publish.map_voxel_size_m']))
+                points, weight, stamp_ns, self.frame, self.cfg.map_voxel_size_m))
             self.map_due, self.map_sent_at = False, now
 
     def republish_tf(self, now_ns: int) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from da3_ros.geometry.sim3 import invert_se3
 from da3_ros.ros.slam_map_store import save_atomic, write_ros_metadata
 from da3_ros.slam.map_io import save_system
 from da3_ros.slam.protocol import Frame
@@ -95,7 +96,7 @@ class SlamSession:
                                   (self.slam.stats.network_s - network_s) * 1e3)
         if self.T_map_world is None:
             T_world_base0 = self.slam.world_poses()[0] @ self.T_cam_base
-            self.T_map_world = np.linalg.inv(T_world_base0)
+            self.T_map_world = invert_se3(T_world_base0)
         return True
 
     # -- read-outs in the map frame -----------------------------------------------------

@@ -18,6 +18,7 @@ from geometry_msgs.msg import Transform, TransformStamped
 from tf2_msgs.msg import TFMessage
 from transforms3d.quaternions import mat2quat, quat2mat
 
+from da3_ros.geometry.sim3 import invert_se3
 from da3_ros.ros import qos
 from da3_ros.ros.errors import TfError
 from da3_ros.ros.time_sync import stamp_to_ns
@@ -191,7 +192,7 @@ class TfBuffer:
         target_path = up_target[: up_target.index(common) + 1]
         T_common_source = self._T_up(source_path, stamp_ns, tolerance_ns)
         T_common_target = self._T_up(target_path, stamp_ns, tolerance_ns)
-        return np.linalg.inv(T_common_target) @ T_common_source
+        return invert_se3(T_common_target) @ T_common_source
 
 
 class TfListener:

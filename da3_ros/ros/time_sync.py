@@ -30,6 +30,11 @@ Not a drop: 'superseded', a frame replaced by a newer frame of the same input th
 to the other inputs' stamps; normal for an input faster than the others (counted apart).
 Events worth a log line (time jumps and drops other than duplicate / out_of_order, which add()
 raises) are kept for `take_events()`.
+
+Why in ros/ and not the core, though it imports nothing of ROS: it synchronises message
+streams for both nodes and the offline bag reader, by message header stamps (`stamp_to_ns`
+reads a builtin_interfaces Time), and its rejections are the shell's SyncError (a
+MessageError, counted by cause in /diagnostics). The core never sees messages or stamps.
 """
 
 from collections import Counter, deque
@@ -41,13 +46,20 @@ from da3_ros.ros.errors import SyncError
 
 CAUSES = ('duplicate', 'out_of_order', 'unmatched', 'stale_partial', 'queue_overflow',
           'time_jump')
-DEFAULT_MAX_JUMP_NS = 5_000_000_000
+NS_PER_S = 1_000_000_000
+DEFAULT_MAX_JUMP_NS = 5 * NS_PER_S
 EVENTS_KEPT = 100  # events not yet taken beyond this are forgotten (their counts are kept)
 
 
 def stamp_to_ns(stamp: Any) -> int:
     """builtin_interfaces/Time (sec, nanosec) -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+def seconds_to_ns(seconds: float) -> int:
+    """A duration or stamp in seconds (parameters, CLI options) -> integer nanoseconds, the
+    unit of every stamp inside the package."""
+    return round(seconds * NS_PER_S)
 
 
 def _s(ns: int) -> str:

@@ -2,32 +2,14 @@
 written atomically (temporary file in the same folder, then os.replace)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from da3_ros.errors import InputError
+from da3_ros.files import write_atomic as atomic_write_bytes
 from da3_ros.model.camera import matrix_to_quat_xyzw, quat_xyzw_to_matrix
-
-
-def atomic_write_bytes(path: Path, data: bytes):
-    """Write `data` to `path` so readers see the old file or the complete new one, never a
-    partial one (rename within one filesystem is atomic on POSIX)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            os.fchmod(f.fileno(), 0o644)       # mkstemp makes 0600; these are user files
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def R_to_quat_xyzw(R: np.ndarray) -> np.ndarray:

@@ -144,7 +144,7 @@ def test_the_slam_harness_on_the_cpu_and_diagnostics_during_chunks(tmp_path):
     out = tmp_path / 'e2e'
     done = subprocess.run(
         [sys.executable, str(ROOT / 'bench' / 'gpu_node_e2e.py'), '--device', 'cpu',
-         '--models', '--slam', 'da3-small', '--process-res', '56', '--slam-segment', '4:10',
+         '--models', '--slam', 'da3-small', '--process-res', '56', '--slam-segment', '4:15',
          '--slam-chunk', '6', '2', '--out', str(out), '--checkpoints', str(tmp_path / 'ckpt'),
          '--domain', '221'], capture_output=True, text=True, timeout=400, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -27,6 +27,7 @@ from da3_ros.engine.tensorrt_backend import (
     torch_dtype,
 )
 from da3_ros.errors import CheckpointError, ConfigError, InputError
+from da3_ros.files import write_atomic
 from da3_ros.model import build
 from random_weights import randomize_
 
@@ -268,8 +269,8 @@ def test_lookup_marks_damaged_entries_stale(tmp_path, damage, reason):
 
 def test_write_atomic_replaces_and_leaves_no_temporaries(tmp_path):
     target = tmp_path / 'f.bin'
-    ec.write_atomic(target, b'one')
-    ec.write_atomic(target, memoryview(b'two'))
+    write_atomic(target, b'one')
+    write_atomic(target, memoryview(b'two'))
     assert target.read_bytes() == b'two'
     assert [p.name for p in tmp_path.iterdir()] == ['f.bin']
 
@@ -742,8 +743,8 @@ def test_depth_node_verify_onnx_refuses_a_wrong_engine(fake_trt, small_onnx, tmp
     from da3_ros.engine import tensorrt_backend as backend_mod
     from da3_ros.engine.onnx_runtime import OnnxModel
     from da3_ros.engine.tensorrt_build import ViewProfile, cached_or_build
-    from da3_ros.nodes.depth_node import _verify_engine
-    from da3_ros.ros.depth_params import parse_depth_config
+    from da3_ros.ros.depth.params import parse_depth_config
+    from da3_ros.ros.depth.startup import verify_engine as _verify_engine
 
     fake_trt()
     monkeypatch.setattr(tb, 'cuda_device_name', lambda device=None: 'GPU X')

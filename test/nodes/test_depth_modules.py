@@ -11,19 +11,20 @@ from std_msgs.msg import Header
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
 from da3_ros.errors import ConfigError
-from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions, build_outputs
-from da3_ros.ros.depth_params import (
+from da3_ros.ros.depth.nav_outputs import NAV_OUTPUTS
+from da3_ros.ros.depth.outputs import CameraInput, Frames, OutputOptions, build_outputs
+from da3_ros.ros.depth.params import (
     OUTPUTS,
     PARAM_NAMES,
     PARAMS,
     apply_live,
     parse_depth_config,
-    unknown_parameters,
 )
+from da3_ros.ros.depth.rig_calibration import load_rig_calibration, world_to_cameras
 from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics, diagnostics_values
 from da3_ros.ros.param_paths import resolve_paths
+from da3_ros.ros.params import unknown_parameters
 from da3_ros.ros.pointcloud import CloudConfig, back_project, cloud_to_points
-from da3_ros.ros.rig_calibration import load_rig_calibration, world_to_cameras
 from da3_ros.ros.tf_buffer import transform_to_matrix
 from da3_ros.ros.time_sync import SyncCounts
 from shared_data import DATA
@@ -81,14 +82,20 @@ LIVE_CHANGES = {'sync.slop_s': 0.2, 'sync.queue_size': 3, 'sync.max_wait_s': 2.0
                 'sync.max_jump_s': 9.0, 'publish.cloud': False, 'publish.colorized_depth': True,
                 'cloud.min_confidence': 1.5, 'cloud.remove_sky': False, 'cloud.stride': 4,
                 'cloud.voxel_size_m': 0.1, 'cloud.min_range_m': 1.0, 'cloud.max_range_m': 9.0,
-                'fused.voxel_size_m': 0.3, 'log_throttle_s': 1.0}
+                'fused.voxel_size_m': 0.3, 'log_throttle_s': 1.0,
+                # Nav2 outputs (publish.obstacles / scan stay off: relative mode refuses them)
+                'nav.min_height_m': 0.2, 'nav.max_height_m': 1.0, 'nav.ground_height_m': -0.1,
+                'nav.ground_fit': 'ransac', 'nav.ransac_band_m': 0.5, 'nav.min_confidence': 2.0,
+                'nav.stride': 3, 'nav.range_min_m': 0.3, 'nav.range_max_m': 4.0,
+                'nav.voxel_size_m': 0.1, 'nav.scan.angle_min_rad': -1.0,
+                'nav.scan.angle_max_rad': 1.0, 'nav.scan.angle_increment_rad': 0.01}
 
 
 def test_live_parameters_give_what_start_up_gives():
     """apply_live on a running config equals parsing the same values at start-up; every
     other parameter is read at start-up only (declared read-only)."""
     live = {p.name for p in PARAMS if p.live}
-    assert live == set(LIVE_CHANGES) | {f'publish.{out}' for out in OUTPUTS}
+    assert live == set(LIVE_CHANGES) | {f'publish.{out}' for out in OUTPUTS + NAV_OUTPUTS}
     start = {**CAMS, 'process_res': 280}
     cfg = parse_depth_config(start)
     values = {p.name: p.default for p in PARAMS if p.live}
@@ -103,6 +110,9 @@ def test_live_parameters_give_what_start_up_gives():
     ({'cloud.min_range_m': 300.0}, 'cloud.max_range_m'),
     ({'cloud.stride': 0}, 'cloud.stride'),
     ({'publish.cloud': 1}, 'publish.cloud'),
+    ({'nav.max_height_m': 0.0}, 'nav.max_height_m'),    # below nav.min_height_m
+    ({'nav.range_max_m': 0.05}, 'nav.range_max_m'),
+    ({'publish.scan': True}, 'metric_mode'),             # relative depth: no Nav2 outputs
 ])
 def test_live_values_are_checked_as_at_start_up(change, name):
     values = {p.name: p.default for p in PARAMS if p.live}

@@ -11,7 +11,7 @@ from da3_ros.errors import ConfigError, InputError
 from da3_ros.offline.ply import read_ply, write_ply
 from da3_ros.offline.process import ProcessOptions, run_sets
 from da3_ros.offline.staging import Staging
-from da3_ros.ros.depth_outputs import OutputOptions
+from da3_ros.ros.depth.outputs import OutputOptions
 from da3_ros.ros.pointcloud import Points
 
 
@@ -57,8 +57,8 @@ def test_ply_round_trip(tmp_path):
 
 
 def test_bag_topics_are_the_depth_nodes():
-    from da3_ros.nodes.depth_node import TOPIC_NAMES
     from da3_ros.offline.bag_output import TOPIC_NAMES as BAG_TOPICS
+    from da3_ros.ros.depth.publishers import TOPIC_NAMES
 
     assert BAG_TOPICS == TOPIC_NAMES
 

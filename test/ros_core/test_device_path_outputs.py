@@ -1,5 +1,5 @@
-"""The depth node's device path (engine.device_outputs + ros.depth_outputs_device) gives the
-messages of the host path (ros.depth_outputs.build_outputs), run here on CPU tensors: the
+"""The depth node's device path (engine.device_outputs + ros.depth.outputs_device) gives the
+messages of the host path (ros.depth.outputs.build_outputs), run here on CPU tensors: the
 same torch code the node runs on CUDA."""
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from da3_ros.engine.predictor import Predictor
 from da3_ros.engine.torch_backend import TorchBackend
 from da3_ros.errors import ConfigError, InputError
 from da3_ros.model import build
-from da3_ros.ros.depth_outputs import CameraInput, Frames, OutputOptions, build_outputs
-from da3_ros.ros.depth_outputs_device import build_outputs_on_device, output_differences
-from da3_ros.ros.depth_pipeline import DepthPipeline
+from da3_ros.ros.depth.outputs import CameraInput, Frames, OutputOptions, build_outputs
+from da3_ros.ros.depth.outputs_device import build_outputs_on_device, output_differences
+from da3_ros.ros.depth.pipeline import DepthPipeline
 from da3_ros.ros.pointcloud import CloudConfig, cloud_to_points
 
 ALL = frozenset({'depth', 'confidence', 'camera_info', 'cloud', 'fused_cloud', 'rig_depth',

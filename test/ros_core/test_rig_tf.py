@@ -1,5 +1,5 @@
-"""da3_ros/ros/rig_tf.py: a calibration-file rig as /tf_static transforms, checked against the
-numbers of config/nuscenes_6cam_calibration.yaml (read here as plain YAML, quaternions from
+"""da3_ros/ros/depth/rig_tf.py: a calibration-file rig as /tf_static transforms, checked against
+the numbers of config/nuscenes_6cam_calibration.yaml (read here as plain YAML, quaternions from
 transforms3d), and the publisher's QoS and when it publishes."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
 from transforms3d.quaternions import mat2quat
 
 from da3_ros.errors import ConfigError
-from da3_ros.ros.rig_calibration import load_rig_calibration
-from da3_ros.ros.rig_tf import RigStaticTf, check_base_frame, rig_static_transforms
+from da3_ros.ros.depth.rig_calibration import load_rig_calibration
+from da3_ros.ros.depth.rig_tf import RigStaticTf, check_base_frame, rig_static_transforms
 
 CALIBRATION = Path(__file__).resolve().parents[2] / 'config' / 'nuscenes_6cam_calibration.yaml'
 

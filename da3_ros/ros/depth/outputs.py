@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from geometry_msgs.msg import TransformStamped
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from std_msgs.msg import Header
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
+from da3_ros.geometry.nav_obstacles import NavConfig
 from da3_ros.msg import CameraDepth, RigDepth
 from da3_ros.ros.camera_info import Pinhole, pinhole_to_camera_info
+from da3_ros.ros.depth.nav_outputs import NAV_OUTPUTS, nav_messages
 from da3_ros.ros.image_conversion import colorize_depth, float_to_image
 from da3_ros.ros.pointcloud import (
     CloudConfig,
@@ -52,7 +54,7 @@ class CameraInput:
 
 @dataclass(frozen=True)
 class OutputOptions:
-    """What to build. publish: names from depth_params.OUTPUTS; resolution 'network'|'input'."""
+    """What to build. publish: names from params.OUTPUTS; resolution 'network'|'input'."""
 
     publish: frozenset[str]
     resolution: str = 'network'
@@ -61,6 +63,7 @@ class OutputOptions:
     fused_voxel_size_m: float = 0.0
     pose_frame_suffix: str = '_da3'
     model_name: str = ''
+    nav: NavConfig = NavConfig()    # obstacle cloud / scan settings (publish obstacles, scan)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Frames:
     pose_parent_frame: str
     T_parent_world: np.ndarray | None
     poses_estimated: bool  # False when the rig's own extrinsics were given (never re-published)
+    nav_frame: str = ''                     # the Nav2 outputs' base frame (nav.base_frame)
+    T_nav_world: np.ndarray | None = None   # (4, 4) world -> nav_frame, None: not built
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class RigOutputs:
     fused_cloud: PointCloud2 | None
     transforms: list[TransformStamped]
     rig_depth: RigDepth | None
+    obstacles: PointCloud2 | None = None    # Nav2 outputs in Frames.nav_frame
+    scan: LaserScan | None = None
 
 
 def rgb_at_network(view: ViewGeometry, rgb: np.ndarray) -> np.ndarray:
@@ -213,7 +220,26 @@ def rig_outputs(pred, inputs: list[CameraInput], cams: list[CameraOutputs], stam
             frames.pose_parent_frame, cam.header.frame_id + opts.pose_frame_suffix,
             frames.T_parent_world @ T, stamp_to_ns(cam.header.stamp))
             for cam, T in zip(inputs, T_world_cams, strict=True)]
-    return RigOutputs(cams, fused, transforms, rig_depth)
+    obstacles, scan = _nav_outputs(pred, stamp_ns, frames, opts)
+    return RigOutputs(cams, fused, transforms, rig_depth, obstacles, scan)
+
+
+def _nav_outputs(pred, stamp_ns: int, frames: Frames, opts: OutputOptions):
+    """(obstacle cloud, scan) in frames.nav_frame, each None when not published or when the
+    camera poses (T_cam_world; one camera without poses: DA3's world is its frame) or
+    T_nav_world are unknown. Computed where pred.depth is (the device path: on the GPU), always
+    at the network resolution, so both paths give the same messages."""
+    want = opts.publish & set(NAV_OUTPUTS)
+    T_cam_world = pred.T_cam_world
+    if T_cam_world is None and len(pred.views) == 1:
+        T_cam_world = np.eye(4)[None]
+    if not want or frames.T_nav_world is None or T_cam_world is None or pred.K is None:
+        return None, None
+    T_base_cams = frames.T_nav_world @ np.linalg.inv(T_cam_world)
+    sky = pred.sky if opts.remove_sky else None
+    return nav_messages(pred.depth, pred.K, T_base_cams, opts.nav,
+                        Header(stamp=ns_to_stamp(stamp_ns), frame_id=frames.nav_frame),
+                        frozenset(want), pred.confidence, sky)
 
 
 def build_outputs(pred: Prediction, inputs: list[CameraInput], stamp_ns: int,

@@ -1,5 +1,5 @@
 """The depth node's messages from the device path: the same messages as
-`depth_outputs.build_outputs`, built from arrays that stayed on the GPU until one download.
+`outputs.build_outputs`, built from arrays that stayed on the GPU until one download.
 
 Pure (no rclpy): the device path runs the same torch code on CPU tensors, which is how the two
 paths are tested against each other.
@@ -11,7 +11,7 @@ from torch import Tensor
 
 from da3_ros.engine.device_outputs import DeviceOutputs
 from da3_ros.engine.prediction import TensorPrediction
-from da3_ros.ros.depth_outputs import (
+from da3_ros.ros.depth.outputs import (
     CameraInput,
     Frames,
     OutputOptions,
@@ -88,6 +88,19 @@ def _cloud_difference(name: str, got, want, rtol: float, atol_m: float) -> list[
     return problems
 
 
+def _scan_difference(got, want, atol_m: float) -> list[str]:
+    """Why two LaserScans differ: fields other than ranges, or ranges beyond atol_m (a bin
+    whose nearest point differs in rounding; inf and NaN must match)."""
+    a, b = np.asarray(got.ranges, np.float32), np.asarray(want.ranges, np.float32)
+    meta = [(m.header, m.angle_min, m.angle_max, m.angle_increment, m.range_min, m.range_max)
+            for m in (got, want)]
+    if meta[0] != meta[1] or a.shape != b.shape:
+        return ['scan: header / angles / range limits / size differ']
+    if not np.allclose(a, b, rtol=0.0, atol=atol_m, equal_nan=True):
+        return [f'scan: ranges differ ({int((~np.isclose(a, b, 0, atol_m, True)).sum())} bins)']
+    return []
+
+
 def output_differences(got: RigOutputs, want: RigOutputs, rtol: float = 1e-5,
                        atol_m: float = 1e-4) -> list[str]:
     """What differs between the device path's messages (got) and the host path's (want) for
@@ -109,6 +122,14 @@ def output_differences(got: RigOutputs, want: RigOutputs, rtol: float = 1e-5,
     elif want.fused_cloud is not None:
         problems += _cloud_difference('fused cloud', got.fused_cloud, want.fused_cloud, rtol,
                                       atol_m)
+    for name in ('obstacles', 'scan'):     # Nav2 outputs (ros.nav_outputs)
+        g, w = getattr(got, name, None), getattr(want, name, None)
+        if (g is None) != (w is None):
+            problems.append(f'{name}: present on one path only')
+        elif w is not None and name == 'obstacles':
+            problems += _cloud_difference(name, g, w, rtol, atol_m)
+        elif w is not None:
+            problems += _scan_difference(g, w, atol_m)
     if got.transforms != want.transforms:
         problems.append('transforms differ')
     if got.rig_depth != want.rig_depth:

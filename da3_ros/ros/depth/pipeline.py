@@ -4,7 +4,7 @@ The device path (backend on CUDA, network-resolution outputs, no per-camera voxe
 one size): uint8 images are uploaded once, preprocessed, run through the network and packed
 into message arrays on the GPU, each array copied to the host once, while the packing goes on
 (engine.device_outputs). Otherwise the
-host path: Predictor.predict (numpy) and depth_outputs.build_outputs. Both give the same
+host path: Predictor.predict (numpy) and outputs.build_outputs. Both give the same
 messages (test/ros_core/test_device_path_outputs.py).
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ import numpy as np
 from da3_ros.engine.device_outputs import DeviceOutputs
 from da3_ros.engine.stage_clock import StageClock
 from da3_ros.errors import ConfigError
-from da3_ros.ros.depth_outputs import (
+from da3_ros.ros.depth.outputs import (
     CameraInput,
     Frames,
     OutputOptions,
     RigOutputs,
     build_outputs,
 )
-from da3_ros.ros.depth_outputs_device import (
+from da3_ros.ros.depth.outputs_device import (
     build_outputs_on_device,
     device_path_supported,
     output_differences,
@@ -49,6 +49,15 @@ class DepthPipeline:
         self._check_pending = check_device and on_device
         # None until checked; then the differences found ([] = the paths agree)
         self.device_check: list[str] | None = None
+        self._check_reported = False
+
+    def new_device_check(self) -> list[str] | None:
+        """device_check the first time it is asked for once the check ran (to be logged
+        once), else None."""
+        if self.device_check is None or self._check_reported:
+            return None
+        self._check_reported = True
+        return self.device_check
 
     @property
     def on_device(self) -> bool:

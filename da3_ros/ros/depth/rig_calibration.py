@@ -14,6 +14,10 @@ the camera namespace's last component):
         rotation_xyzw: [qx, qy, qz, qw]             # base <- camera optical frame
 
 K in the YAML is only a fallback for cameras whose CameraInfo never arrives.
+
+Why here and not in the core, though it imports nothing of ROS: only the depth node reads a
+rig calibration (rig.source yaml or tf), `extrinsics_from_tf` reads the shell's TfBuffer and
+raises its TfError, and the file names cameras by their ROS namespace.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from tf2_msgs.msg import TFMessage
 
 from da3_ros.errors import ConfigError
 from da3_ros.ros import qos
-from da3_ros.ros.rig_calibration import RigCalibration
+from da3_ros.ros.depth.rig_calibration import RigCalibration
 from da3_ros.ros.tf_buffer import make_transform_stamped
 
 
