@@ -15,14 +15,13 @@ setup(
     packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
     python_requires='>=3.10',
     install_requires=['numpy', 'torch', 'safetensors', 'huggingface_hub',
-                      'opencv-python-headless', 'tqdm', 'pyyaml'],
+                      'opencv-python-headless', 'tqdm', 'pyyaml', 'transforms3d', 'plyfile'],
     extras_require={
         # depth-anything-3==0.1.1 and evo are test references too, but they must be installed
         # with --no-deps (their pins clash with this environment), so scripts/setup.sh installs
         # them separately.
-        'test': ['pytest', 'einops', 'addict', 'omegaconf', 'scipy', 'rosbags', 'transforms3d'],
+        'test': ['pytest', 'einops', 'addict', 'omegaconf', 'scipy', 'rosbags'],
         'onnx': ['onnx', 'onnxruntime'],
-        'ros': ['transforms3d'],
         'slam': ['gtsam'],
         'offline': ['rosbags'],
     },

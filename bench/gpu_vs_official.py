@@ -28,6 +28,7 @@ printed. Per configuration (model, views, H, W), with the same seeded random wei
                  Triton templates that take their pointwise epilogues (GELU, LayerScale);
                  ours_fast_trees: FAST with PyTorch's CUDA-graph trees instead of
                  compiled.CapturedCalls (FAST until 2026-11-25)
+The variants are defined in bench/compile_variants.py.
 Times: CUDA events around one forward, median of --runs after warm-up; peak memory:
 torch.cuda.max_memory_allocated over warm-up + timed runs, weights included, one model on the
 GPU at a time. FLOPs: torch.utils.flop_counter on one forward (matmul, conv, attention);
@@ -46,40 +47,20 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / 'test')]
+sys.path[:0] = [str(ROOT), str(ROOT / 'test'), str(ROOT / 'bench')]
+
+from compile_variants import VARIANTS  # noqa: E402
 
 from da3_ros.engine import compiled  # noqa: E402
 
 DEFAULT_CONFIGS = ('da3-small:1x280x504', 'da3-small:6x280x504', 'da3-large:1x280x504',
                    'da3-large:6x280x504', 'da3-large:8x504x504', 'da3-large:32x504x504')
 BF16 = torch.bfloat16
-# GEMMs autotuned between cuBLAS and Inductor's Triton templates (persistent TMA kernels on
-# Hopper), which can take the GELU / LayerScale / residual epilogues; convolutions stay cuDNN
-MM_EPILOGUES = (('max_autotune_gemm', True), ('max_autotune_gemm_backends', 'TRITON,ATEN'),
-                ('max_autotune_conv_backends', 'ATEN'),
-                ('triton.enable_persistent_tma_matmul', True))
-# name -> CompileConfig (mode 'eager': not compiled)
-VARIANTS = {'ours_eager': compiled.CompileConfig(mode='eager', fast_heads=False,
-                                                 bf16_weights=True),
-            'ours_compiled': compiled.CompileConfig(fast_heads=False, bf16_weights=True),
-            'ours_fast_v1': compiled.BASELINE,
-            'ours_fast_freeze': replace(compiled.BASELINE, freezing=True),
-            'ours_fast_cl': replace(compiled.BASELINE, channels_last_heads=True),
-            'ours_fast_cudnn_sdpa': replace(compiled.BASELINE, sdpa=('cudnn', 'flash')),
-            'ours_fast_bench': replace(compiled.BASELINE, cudnn_benchmark=True),
-            'ours_fast': compiled.FAST,
-            'ours_fast_cdt': replace(compiled.FAST,
-                                     inductor=(('coordinate_descent_tuning', True),)),
-            'ours_fast_autotune': replace(compiled.FAST, mode='max-autotune'),
-            'ours_fast_combo': replace(compiled.FAST, inductor=(('combo_kernels', True),)),
-            'ours_fast_mm': replace(compiled.FAST, inductor=MM_EPILOGUES),
-            'ours_fast_trees': replace(compiled.FAST, mode='reduce-overhead')}
 
 
 def parse_config(text: str) -> tuple[str, int, int, int]:

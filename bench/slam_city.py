@@ -23,15 +23,15 @@ sys.path.insert(0, str(ROOT))                       # the checkout, not an insta
 
 import numpy as np  # noqa: E402
 
-from da3_ros.slam.evaluation import ate_rmse_m, rpe_per_100m  # noqa: E402
-from da3_ros.slam.pose_graph import GraphConfig  # noqa: E402
-from da3_ros.slam.sim_predictor import (  # noqa: E402
+from da3_ros.sim.evaluation import ate_rmse_m, rpe_per_100m  # noqa: E402
+from da3_ros.sim.predictor import (  # noqa: E402
     PROFILES,
     FalseLoopInjector,
     SimulatedPredictor,
     plan_false_loops,
 )
-from da3_ros.slam.simulation import GroundTruth, city_grid, load_kitti  # noqa: E402
+from da3_ros.sim.routes import GroundTruth, city_grid, load_kitti  # noqa: E402
+from da3_ros.slam.pose_graph import GraphConfig  # noqa: E402
 from da3_ros.slam.system import SlamConfig, SlamSystem, count_false  # noqa: E402
 
 KITTI_DIR = ROOT.parent / 'shared/data/trajectories/kitti_odometry'

@@ -24,16 +24,16 @@ sys.path.insert(0, str(ROOT))                       # the checkout, not an insta
 
 import numpy as np  # noqa: E402
 
-from da3_ros.slam.evaluation import ate_rmse_m, rpe_per_100m  # noqa: E402
-from da3_ros.slam.loop_gate import GateConfig  # noqa: E402
-from da3_ros.slam.loops import LoopConfig  # noqa: E402
-from da3_ros.slam.sim_predictor import (  # noqa: E402
+from da3_ros.sim.evaluation import ate_rmse_m, rpe_per_100m  # noqa: E402
+from da3_ros.sim.predictor import (  # noqa: E402
     NUSCENES_YAWS_DEG,
     PROFILES,
     SimulatedPredictor,
     surround_rig,
 )
-from da3_ros.slam.simulation import aliasing_route, hilly_route, opposite_route  # noqa: E402
+from da3_ros.sim.routes import aliasing_route, hilly_route, opposite_route  # noqa: E402
+from da3_ros.slam.loop_gate import GateConfig  # noqa: E402
+from da3_ros.slam.loops import LoopConfig  # noqa: E402
 from da3_ros.slam.system import SlamConfig, SlamSystem, count_false  # noqa: E402
 
 # route, rig camera yaws (None: one forward camera)

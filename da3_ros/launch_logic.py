@@ -8,7 +8,7 @@ this module and the files in launch/ only map `NodeDescription`s onto launch_ros
 
 A rig YAML is a normal ROS 2 parameter file: `da3_depth: {ros__parameters: {...}}` with the
 depth node's parameters (da3_ros/ros/depth/params.py; cameras are namespaces) and, for SLAM,
-`da3_slam: {ros__parameters: {...}}` with the slam node's (da3_ros/ros/slam_params.py). Both
+`da3_slam: {ros__parameters: {...}}` with the slam node's (da3_ros/ros/slam/params.py). Both
 are validated here with the nodes' own parsers, so a bad file fails before launch.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import yaml
 from da3_ros.errors import ConfigError
 from da3_ros.ros.depth.params import PARAMS, parse_depth_config
 from da3_ros.ros.param_paths import resolve_path, resolve_paths
-from da3_ros.ros.slam_params import SLAM_PARAM_NAMES, parse_slam_config
+from da3_ros.ros.slam.params import SLAM_PARAM_NAMES, parse_slam_config
 
 PACKAGE = 'da3_ros'
 DEPTH_NODE, SLAM_NODE = 'da3_depth', 'da3_slam'   # node names = the YAML's top-level keys

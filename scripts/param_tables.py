@@ -4,7 +4,7 @@
     .venv/bin/python scripts/param_tables.py --write   # replace them in docs/nodes.md
     .venv/bin/python scripts/param_tables.py --check   # exit 1 if docs/nodes.md differs
 
-Sources: da3_ros/ros/depth/params.py (PARAMS) and da3_ros/ros/slam_params.py (SLAM_PARAMS; the
+Sources: da3_ros/ros/depth/params.py (PARAMS) and da3_ros/ros/slam/params.py (SLAM_PARAMS; the
 test-only SIMULATION_PARAMS are not listed). In
 docs/nodes.md each table sits between `<!-- BEGIN params: NODE -->` and
 `<!-- END params: NODE -->`.
@@ -59,7 +59,7 @@ def tables() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
     from da3_ros.ros.depth.params import PARAMS
     from da3_ros.ros.params import REQUIRED
-    from da3_ros.ros.slam_params import SLAM_PARAMS
+    from da3_ros.ros.slam.params import SLAM_PARAMS
 
     return {'depth_node': table(PARAMS, REQUIRED), 'slam_node': table(SLAM_PARAMS, REQUIRED)}
 

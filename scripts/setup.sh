@@ -65,7 +65,7 @@ pip_install() {
   # the ament/rosidl extras are undeclared build deps; setuptools <80 keeps colcon installable.
   "$V/bin/python" -m pip install -q -r "$ROOT/scripts/ros_requirements.txt" \
     torch==2.13.0 \
-    einops addict omegaconf safetensors huggingface-hub scipy rosbags transforms3d \
+    einops addict omegaconf safetensors huggingface-hub scipy rosbags transforms3d plyfile \
     onnx onnxruntime mcap-ros2-support opencv-python-headless==4.11.0.86 pillow \
     gtsam==4.3.0 tqdm pyyaml \
     pytest pytest-timeout ruff==0.17.6

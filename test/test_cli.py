@@ -171,7 +171,7 @@ def test_cli_defaults_are_the_node_defaults():
     from da3_ros.offline.command import slam_chunks
     from da3_ros.ros.depth.params import OUTPUTS, PARAMS
     from da3_ros.ros.params import by_name
-    from da3_ros.ros.slam_params import SLAM_PARAMS
+    from da3_ros.ros.slam.params import SLAM_PARAMS
 
     args = make_parser().parse_args(['process', 'in', '--model', 'm', '--slam', 'out'])
     mirrored = {'slop': 'sync.slop_s', 'max_wait': 'sync.max_wait_s', 'backend': 'backend',

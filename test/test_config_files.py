@@ -12,7 +12,7 @@ import yaml
 from da3_ros.engine.torch_backend import TorchBackend
 from da3_ros.launch_logic import SLAM_NODE, read_node_params, rig_nodes, slam_nodes
 from da3_ros.ros.depth.params import PARAM_NAMES, parse_depth_config
-from da3_ros.ros.slam_params import SLAM_PARAM_NAMES, parse_slam_config
+from da3_ros.ros.slam.params import SLAM_PARAM_NAMES, parse_slam_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAM_FILES = sorted(p for p in (ROOT / 'config').glob('*.yaml')  # nav2_*: test_nav2_config

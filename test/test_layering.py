@@ -1,6 +1,9 @@
-"""Imports point one way: the pure core never imports ROS."""
+"""Imports point one way: the pure core never imports ROS, and production code never imports
+the simulator (da3_ros.sim)."""
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'da3_ros'
 CORE = [p.name for p in PACKAGE.iterdir()
-        if p.is_dir() and p.name in ('model', 'geometry', 'engine', 'slam')]
+        if p.is_dir() and p.name in ('model', 'geometry', 'engine', 'slam', 'sim')]
 # top-level modules of the package that belong to the pure core too
 CORE_MODULES = ('da3_ros.errors',)
 # optional accelerator packages a core module may need (GPU machines only)
@@ -33,7 +36,7 @@ def core_modules() -> list[str]:
 
 
 def test_core_packages_exist():
-    assert set(CORE) == {'model', 'geometry', 'engine', 'slam'}
+    assert set(CORE) == {'model', 'geometry', 'engine', 'slam', 'sim'}
     assert len(core_modules()) > 40
 
 
@@ -66,3 +69,55 @@ print(json.dumps({'modules': sorted(sys.modules), 'failed': failed}))
     ros = [m for m in report['modules'] if m.split('.')[0] in ROS_PREFIXES
            or m.startswith(tuple(p for p in ROS_PREFIXES if '.' in p))]
     assert not ros, f'the core imported ROS modules: {ros[:10]}'
+
+
+# production code: everything but the simulator and its evaluation helpers
+PRODUCTION = ('nodes', 'ros', 'engine', 'model', 'geometry', 'slam', 'offline')
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module an import statement of the file names, at any depth (lazy ones too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names |= {f'{node.module}.{alias.name}' for alias in node.names}
+    return names
+
+
+def test_production_code_never_imports_the_simulator():
+    """Only the SLAM node's test-only route (SlamNode(simulated=True)) reaches da3_ros.sim, by
+    one lazy import on that branch of ros/slam/inputs.system_factory."""
+    allowed = {('ros/slam/inputs.py', 'da3_ros.sim.predictor')}
+    files = [PACKAGE / 'cli.py', PACKAGE / 'launch_logic.py', PACKAGE / 'errors.py',
+             PACKAGE / 'files.py']
+    files += [p for pkg in PRODUCTION for p in sorted((PACKAGE / pkg).rglob('*.py'))]
+    found = {(p.relative_to(PACKAGE).as_posix(), name)
+             for p in files if p.exists() for name in imported_modules(p)
+             if name == 'da3_ros.sim' or name.startswith('da3_ros.sim.')}
+    assert found <= {(f, m) for f, m in allowed} | {(f, f'{m}.make_simulated')
+                                                   for f, m in allowed}, sorted(found)
+
+
+def test_nodes_load_without_the_simulator():
+    """A fresh interpreter imports the nodes' modules; da3_ros.sim stays unloaded."""
+    modules = [f'da3_ros.nodes.{p.stem}' for p in sorted((PACKAGE / 'nodes').glob('*.py'))
+               if p.stem != '__init__'] + ['da3_ros.cli', 'da3_ros.offline']
+    code = ('import importlib, json, sys\n'
+            'for name in json.loads(sys.argv[1]):\n'
+            '    try:\n'
+            '        importlib.import_module(name)\n'
+            '    except ImportError as err:\n'
+            '        if (err.name or "").startswith("da3_ros"):\n'
+            '            raise\n'
+            'print(json.dumps(sorted(m for m in sys.modules if m.startswith("da3_ros"))))')
+    result = subprocess.run([sys.executable, '-c', code, json.dumps(modules)],
+                            capture_output=True, text=True, timeout=300, cwd=PACKAGE.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {'da3_ros.cli', 'da3_ros.offline'} <= set(loaded)
+    if importlib.util.find_spec('rclpy') is not None:
+        assert {'da3_ros.nodes.slam_node', 'da3_ros.nodes.depth_node'} <= set(loaded)
+    assert not [m for m in loaded if m == 'da3_ros.sim' or m.startswith('da3_ros.sim.')]

@@ -9,6 +9,8 @@ Rosdep keys were checked against rosdistro's rosdep/python.yaml (ros/rosdistro):
   in the file: python3-numpy, python3-yaml, python3-opencv, python3-tqdm, python3-transforms3d
   (Ubuntu: the apt package), python3-onnxruntime-pip; python3-pytorch-pip (pip `torch`; an
   alias of the python-pytorch-pip entry, ros/rosdistro#35399).
+  python3-plyfile (the PLY codec, geometry/ply.py): the key issue 17 names; not yet checked
+  against rosdep/python.yaml (Ubuntu's apt package is python3-plyfile).
   added by merged rosdistro pull requests: python3-rosbags-pip (ros/rosdistro#37795),
   python3-huggingface-hub-pip (ros/rosdistro#48989).
   no key: safetensors; onnx; tensorrt; evo. gtsam: the key `gtsam` is the ROS package
@@ -47,6 +49,7 @@ ROSDEP_KEY = {
     'cv2': 'python3-opencv',
     'tqdm': 'python3-tqdm',
     'transforms3d': 'python3-transforms3d',
+    'plyfile': 'python3-plyfile',
     'torch': 'python3-pytorch-pip',
     # Triton ships with the Linux torch wheels; qk_norm_rope falls back to eager without it.
     'triton': 'python3-pytorch-pip',

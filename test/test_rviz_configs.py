@@ -22,8 +22,8 @@ from da3_ros.ros.depth.params import parse_depth_config
 from da3_ros.ros.depth.publishers import PER_CAMERA, TOPIC_NAMES
 from da3_ros.ros.depth.rig_calibration import load_rig_calibration
 from da3_ros.ros.depth.rig_tf import rig_static_transforms
-from da3_ros.ros.slam_params import parse_slam_config
-from da3_ros.ros.slam_publishers import TOPICS as SLAM_TOPICS
+from da3_ros.ros.slam.params import parse_slam_config
+from da3_ros.ros.slam.publishers import TOPICS as SLAM_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 # rviz config -> (launch file, params file it shows; the launch file's default where it has one)

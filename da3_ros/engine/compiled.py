@@ -4,9 +4,9 @@
     with torch.inference_mode(), torch.autocast('cuda', dtype=torch.bfloat16):
         out = run(images)                    # same arguments and DA3Output as net(...)
 
-The settings and their measured effect are in docs/benchmarks.md section 1 (bench:
-bench/gpu_vs_official.py, which builds its compiled variants here). Nothing here changes what
-the network computes; the kernels and memory layouts that compute it change.
+FAST is the setting the package ships (TorchBackend(compile=True)); its measured effect is in
+docs/benchmarks.md section 1. Nothing here changes what the network computes; the kernels and
+memory layouts that compute it change.
 """
 from __future__ import annotations
 
@@ -63,13 +63,8 @@ class CompileConfig:
             raise ConfigError(f'unknown SDPA backends {unknown}; known: {SDPA_BACKENDS}')
 
 
-BASELINE = CompileConfig()    # the first compiled variant measured (2026-11-24)
-# Profiled on an H100 (docs/benchmarks.md section 1, DA3-LARGE 6 x 280 x 504): PyTorch 2.11
-# already picks cuDNN attention (sdpa=('cudnn', ...) gave 16.1 vs 16.0 ms) and Inductor
-# already lays the convolutions out NHWC (channels_last_heads not kept; its timing did not
-# finish); freezing was slower (17.8 vs 16.0 ms, +1 GB: constants copied around the CUDA
-# graph); the per-call autocast casts of the weights took 0.8 ms.
-# CapturedCalls instead of CUDA-graph trees: 12.5 vs 14.0 ms in the same run (2026-11-25).
+# The shipped setting: each call signature replayed as one captured CUDA graph, weights stored
+# in bf16 once, cuDNN autotuning on (the tried alternatives: bench/compile_variants.py)
 FAST = CompileConfig(mode='captured', bf16_weights=True, cudnn_benchmark=True)
 _CASTS_UNDER_AUTOCAST = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 

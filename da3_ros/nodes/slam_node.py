@@ -2,7 +2,7 @@
 
     ros2 run da3_ros slam_node --ros-args --params-file my_slam.yaml
 
-Parameters: da3_ros/ros/slam_params.py. Publishes /tf (map->odom while odom->base exists,
+Parameters: da3_ros/ros/slam/params.py. Publishes /tf (map->odom while odom->base exists,
 else map->base, never a frame another node parents), ~/path, ~/keyframes (PoseArray),
 ~/map (PointCloud2, throttled), ~/loop_closures (MarkerArray), ~/status (da3_ros/SlamStatus),
 /diagnostics, and once at start with map.load_path ~/prior_map, ~/prior_path (latched).
@@ -21,15 +21,15 @@ from std_srvs.srv import Trigger
 
 from da3_ros.errors import ConfigError, Da3RosError
 from da3_ros.ros import qos
-from da3_ros.ros import slam_outputs as out
 from da3_ros.ros.diagnostics import CauseThrottle
 from da3_ros.ros.live_params import LiveParameters
 from da3_ros.ros.node_main import STOP_WAIT_S, run_node
-from da3_ros.ros.slam_frames import SlamFrames
-from da3_ros.ros.slam_inputs import system_factory
-from da3_ros.ros.slam_params import SLAM_PARAMS, apply_live_slam, declare_slam_params
-from da3_ros.ros.slam_publishers import SlamPublishers
-from da3_ros.ros.slam_session import SlamSession
+from da3_ros.ros.slam import outputs as out
+from da3_ros.ros.slam.frames import SlamFrames
+from da3_ros.ros.slam.inputs import system_factory
+from da3_ros.ros.slam.params import SLAM_PARAMS, apply_live_slam, declare_slam_params
+from da3_ros.ros.slam.publishers import SlamPublishers
+from da3_ros.ros.slam.session import SlamSession
 from da3_ros.ros.tf_buffer import TfBuffer, TfListener
 from da3_ros.ros.time_sync import seconds_to_ns
 
@@ -49,7 +49,7 @@ def _make_predictor(cfg):
 class SlamNode(Node):
     def __init__(self, predictor=None, simulated: bool = False):
         """simulated: the node tests' simulated predictor instead of the network, configured
-        by slam_params.SIMULATION_PARAMS (test/slam_node/simulated_slam_node.py)."""
+        by ros/slam/params.py SIMULATION_PARAMS (test/slam_node/simulated_slam_node.py)."""
         super().__init__('da3_slam')
         self.cfg = cfg = declare_slam_params(self, simulated)
         self.session = SlamSession(system_factory(cfg, predictor or _make_predictor(cfg)))

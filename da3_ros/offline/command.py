@@ -108,7 +108,7 @@ def _output_args(p) -> None:
 def _slam_args(p) -> None:
     g = p.add_argument_group(
         'SLAM', 'Chunked SLAM over the camera sets (camera 0 tracked), configured as the slam '
-                'node (da3_ros/ros/slam_params.py). The network runs once per chunk of sets; '
+                'node (da3_ros/ros/slam/params.py). The network runs once per chunk of sets; '
                 'depth outputs (--npy-dir, --ply-dir, --outputs) add one forward per set. '
                 'With --output-bag the bag also gets /tf map -> base at every set, '
                 '/da3_slam/path and /da3_slam/map; base is the root of camera 0\'s frame in '
@@ -240,7 +240,7 @@ def make_consumers(args, source, paths: dict[str, Path], publish, predictor,
 def slam_chunks(args) -> tuple[int, int]:
     """(chunk size, overlap) in frames: --chunk-size / --chunk-overlap, else the slam node's
     chunk.size / chunk.overlap defaults; raises ConfigError unless 0 < overlap < size."""
-    from da3_ros.ros.slam_params import SLAM_PARAMS
+    from da3_ros.ros.slam.params import SLAM_PARAMS
 
     defaults = {p.name: p.default for p in SLAM_PARAMS}
     size = args.chunk_size if args.chunk_size is not None else defaults['chunk.size']

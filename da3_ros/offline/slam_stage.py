@@ -1,9 +1,9 @@
 """`da3-ros process --slam`: the SLAM node's session driven by an offline source.
 
 Every camera set becomes one SLAM frame (camera 0 is the tracked camera); the SLAM runs its own
-network call per chunk of frames (ros/slam_inputs.NetworkChunkPredictor), so it needs only the
+network call per chunk of frames (ros/slam/inputs.NetworkChunkPredictor), so it needs only the
 raw images of a SetResult, not the per-set prediction. The configuration is the slam node's
-(ros/slam_params.parse_slam_config with its defaults), so offline and live runs agree.
+(ros/slam/params.parse_slam_config with its defaults), so offline and live runs agree.
 
 Frames: the tracked base frame is the root of camera 0's frame in the input's /tf_static tree
 (e.g. `imu0` for EuRoC's cam0, `LIDAR` for the dgp cameras), or camera 0's own frame when it has
@@ -11,7 +11,7 @@ no static parent; so `map -> base` plus the copied /tf_static is one valid TF tr
 is that base frame at the first frame (as the node). No odometry is used offline.
 
 Outputs, written at close(success=True), after the last (shorter) chunk:
-- the map folder of the slam node's ~/save_map (ros/slam_session.SlamSession.write): map.ply,
+- the map folder of the slam node's ~/save_map (ros/slam/session.SlamSession.write): map.ply,
   trajectory.tum / trajectory.kitti (rig camera 0 in the SLAM's world), metadata.json,
   ros.json (frames, T_map_world, stamps in ns), trajectory_map.tum (base in the map frame);
   the slam node can load it with map.load_path;
@@ -31,10 +31,10 @@ from tf2_msgs.msg import TFMessage
 
 from da3_ros.errors import InputError
 from da3_ros.offline.rig_frame import CameraSource, RawMessage, SetResult
-from da3_ros.ros import slam_outputs as out
-from da3_ros.ros.slam_inputs import system_factory
-from da3_ros.ros.slam_params import parse_slam_config
-from da3_ros.ros.slam_session import FrameInput, SlamSession
+from da3_ros.ros.slam import outputs as out
+from da3_ros.ros.slam.inputs import system_factory
+from da3_ros.ros.slam.params import parse_slam_config
+from da3_ros.ros.slam.session import FrameInput, SlamSession
 from da3_ros.ros.tf_buffer import TfBuffer
 
 log = logging.getLogger(__name__)

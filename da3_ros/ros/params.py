@@ -1,7 +1,7 @@
 """What both nodes' parameter tables share: the Param declaration, its value check, the
 camera synchroniser's parameters, and the rclpy declaration of a whole table.
 
-A node's parameters are one table of Param (ros/depth/params.py PARAMS, ros/slam_params.py
+A node's parameters are one table of Param (ros/depth/params.py PARAMS, ros/slam/params.py
 SLAM_PARAMS). A pure parse function turns a name -> value dict into the node's frozen config
 dataclass (DepthConfig, SlamNodeConfig), so every rule is unit-testable without rclpy; on the node,
 `declare_table` declares the table (descriptions, ranges, read-only unless live) and returns the

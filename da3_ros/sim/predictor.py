@@ -23,9 +23,9 @@ import numpy as np
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
 from da3_ros.geometry.sim3 import Sim3, invert_se3, rotation_from_rotvec
+from da3_ros.sim.routes import GroundTruth, load_trajectory
 from da3_ros.slam.loops import LoopCandidate
 from da3_ros.slam.protocol import ChunkOutput, Frame, Rig
-from da3_ros.slam.simulation import GroundTruth
 from da3_ros.slam.views import pixel_rays
 
 SKY_M = 80.0
@@ -338,3 +338,21 @@ class SimulatedPredictor:
 
 def with_profile(profile: NoiseProfile, **changes) -> NoiseProfile:
     return replace(profile, **changes)
+
+
+def simulated_rig(camera_yaw_deg: Sequence[float]) -> Rig:
+    """N cameras at the rig origin, camera n yawed (about the optical y axis) from camera 0."""
+    rotvec = np.zeros((len(camera_yaw_deg), 3))
+    rotvec[:, 1] = np.deg2rad(camera_yaw_deg)
+    T = np.tile(np.eye(4), (len(camera_yaw_deg), 1, 1))
+    T[:, :3, :3] = rotation_from_rotvec(rotvec)
+    return Rig(T)
+
+
+def make_simulated(sim) -> tuple[SimulatedPredictor, Rig]:
+    """The SLAM node's test-only simulated input (ros/slam/params.SimulationConfig) ->
+    (SimulatedPredictor, its Rig); frame i is rendered at GT pose i."""
+    rig = simulated_rig(sim.camera_yaw_deg)
+    gt = load_trajectory(sim.trajectory)
+    return SimulatedPredictor(gt, PROFILES[sim.profile], sim.seed, rig=rig,
+                              camera=SimCamera(hw=sim.image_hw)), rig

@@ -1,4 +1,4 @@
-"""Ground-truth trajectories for simulation: the synthetic city grid, the routes of issue 18
+"""Ground-truth trajectories for simulation: the synthetic city grid, the evaluation routes
 (a look-alike stretch, an opposite-direction revisit, hills) and the real GT files in
 shared/data/trajectories (KITTI, TUM RGB-D, EuRoC).
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from da3_ros.geometry.sim3 import rotation_from_rotvec
-from da3_ros.slam.trajectory_io import quat_xyzw_to_R
+from da3_ros.slam.trajectory_io import read_kitti, read_tum
 
 BLOCK_M = 250.0
 CITY_WAYPOINTS = [(0, 0), (4, 0), (4, 2), (0, 2), (0, 0), (2, 0), (2, 2), (0, 2), (0, 1)]
@@ -190,21 +190,23 @@ def city_grid(block_m: float = BLOCK_M, spacing_m: float = 1.0, fillet_m: float 
 
 
 def load_kitti(path: Path, fps: float = 10.0) -> GroundTruth:
-    """KITTI odometry GT (12 numbers per line, T_W_C0 row-major 3x4); stamps from
-    NN_times.txt next to it when present, else frame / fps."""
+    """KITTI odometry GT (slam.trajectory_io.read_kitti); stamps from NN_times.txt next to it
+    when present, else frame / fps."""
     path = Path(path)
-    rows = np.loadtxt(path).reshape(-1, 3, 4)
-    T = np.tile(np.eye(4), (len(rows), 1, 1))
-    T[:, :3] = rows
+    T = read_kitti(path)
     times = path.with_name(path.stem + '_times.txt')
     stamps = np.loadtxt(times) if times.exists() else np.arange(len(T)) / fps
     return GroundTruth(f'kitti-{path.stem}', stamps[:len(T)], T)
 
 
 def load_tum(path: Path) -> GroundTruth:
-    """TUM format 'stamp tx ty tz qx qy qz qw' (T_W_C), comments with '#'."""
-    data = np.loadtxt(path, comments='#')
-    T = np.tile(np.eye(4), (len(data), 1, 1))
-    T[:, :3, :3] = quat_xyzw_to_R(data[:, 4:8])
-    T[:, :3, 3] = data[:, 1:4]
-    return GroundTruth(Path(path).stem, data[:, 0], T)
+    """TUM GT 'stamp tx ty tz qx qy qz qw' (T_W_C; slam.trajectory_io.read_tum)."""
+    stamps, T = read_tum(Path(path))
+    return GroundTruth(Path(path).stem, stamps, T)
+
+
+def load_trajectory(path) -> GroundTruth:
+    """A TUM (8 columns) or KITTI (12 columns) ground-truth file."""
+    with open(path) as f:
+        first = next(line for line in f if line.strip() and not line.startswith('#'))
+    return load_tum(path) if len(first.split()) == 8 else load_kitti(path)

@@ -1,5 +1,6 @@
-"""Saving and loading a SLAM result: map.ply (binary float32 x y z + float32 weight),
-trajectory.tum, trajectory.kitti, and metadata.json, each written atomically."""
+"""Saving and loading a SLAM result: map.ply (binary little-endian x y z weight, float32,
+through the package's PLY codec geometry/ply.py), trajectory.tum, trajectory.kitti, and
+metadata.json, each written atomically."""
 from __future__ import annotations
 
 import json
@@ -9,30 +10,19 @@ from pathlib import Path
 import numpy as np
 
 from da3_ros.errors import InputError
+from da3_ros.geometry import ply
 from da3_ros.slam.trajectory_io import atomic_write_bytes, read_tum, write_kitti, write_tum
 
 FORMAT_VERSION = 1
 
 
-def ply_bytes(points: np.ndarray, weight: np.ndarray) -> bytes:
-    """(M, 3) points and (M,) weights -> binary little-endian PLY."""
-    header = ('ply\nformat binary_little_endian 1.0\n'
-              f'element vertex {len(points)}\nproperty float x\nproperty float y\n'
-              'property float z\nproperty float weight\nend_header\n').encode()
-    body = np.column_stack([points, weight]).astype('<f4').tobytes()
-    return header + body
-
-
 def read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Reads what ply_bytes wrote -> points (M, 3) float32, weight (M,) float32."""
-    data = Path(path).read_bytes()
-    end = data.index(b'end_header\n') + len(b'end_header\n')
-    header = data[:end].decode().splitlines()
-    if header[1] != 'format binary_little_endian 1.0':
-        raise InputError(f'{path}: unsupported PLY format {header[1]!r}')
-    count = int(next(line.split()[2] for line in header if line.startswith('element vertex')))
-    values = np.frombuffer(data[end:], '<f4', count * 4).reshape(count, 4)
-    return values[:, :3].copy(), values[:, 3].copy()
+    """map.ply -> points (M, 3) float32, weight (M,) float32."""
+    table = ply.read_ply(path)
+    points, weight = ply.columns(table, 'x', 'y', 'z'), ply.columns(table, 'weight')
+    if points is None or weight is None:
+        raise InputError(f'{path}: a map.ply needs x y z weight, has {table.dtype.names}')
+    return points.astype(np.float32), weight[:, 0].astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -49,7 +39,7 @@ def save_result(folder: Path, points: np.ndarray, weight: np.ndarray, stamps_s: 
     """Write the four files into `folder` (created if needed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / 'map.ply', ply_bytes(points, weight))
+    ply.write_ply(folder / 'map.ply', ply.vertex_table(points, weight=weight))
     write_tum(folder / 'trajectory.tum', stamps_s, T_world_cam)
     write_kitti(folder / 'trajectory.kitti', T_world_cam)
     meta = {'format_version': FORMAT_VERSION, 'num_frames': len(stamps_s),

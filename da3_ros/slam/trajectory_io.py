@@ -5,22 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
+from transforms3d.quaternions import mat2quat, quat2mat
 
 from da3_ros.errors import InputError
 from da3_ros.files import write_atomic as atomic_write_bytes
-from da3_ros.model.camera import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 
 
 def R_to_quat_xyzw(R: np.ndarray) -> np.ndarray:
-    """(F, 3, 3) rotations -> (F, 4) unit quaternions x, y, z, w with w >= 0 (the model's
-    conversion, in float64)."""
-    return matrix_to_quat_xyzw(torch.from_numpy(np.asarray(R, np.float64))).numpy()
+    """(F, 3, 3) rotations -> (F, 4) unit quaternions x, y, z, w with w >= 0 (transforms3d,
+    whose quaternions are w, x, y, z)."""
+    R = np.asarray(R, np.float64).reshape(-1, 3, 3)
+    q_wxyz = np.array([mat2quat(r) for r in R]).reshape(-1, 4)
+    q_wxyz *= np.where(q_wxyz[:, :1] < 0, -1.0, 1.0)
+    return q_wxyz[:, [1, 2, 3, 0]]
 
 
 def quat_xyzw_to_R(q: np.ndarray) -> np.ndarray:
-    """(F, 4) quaternions x, y, z, w (any norm) -> (F, 3, 3) rotations."""
-    return quat_xyzw_to_matrix(torch.from_numpy(np.asarray(q, np.float64))).numpy()
+    """(F, 4) quaternions x, y, z, w (any nonzero norm) -> (F, 3, 3) rotations."""
+    q = np.asarray(q, np.float64).reshape(-1, 4)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return np.array([quat2mat(v) for v in q[:, [3, 0, 1, 2]]]).reshape(-1, 3, 3)
 
 
 def _check(T: np.ndarray):
@@ -55,6 +59,7 @@ def write_kitti(path: Path, T_world_cam: np.ndarray):
 
 
 def read_kitti(path: Path) -> np.ndarray:
+    """-> T_world_cam (F, 4, 4) from one line of 12 numbers (row-major top 3x4) per frame."""
     rows = np.atleast_2d(np.loadtxt(path)).reshape(-1, 3, 4)
     T = np.tile(np.eye(4), (len(rows), 1, 1))
     T[:, :3] = rows

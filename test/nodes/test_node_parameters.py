@@ -16,7 +16,7 @@ import yaml
 from node_harness import ROOT, ros_env, run_helper, start_node, stop, write_params
 from node_process import start_node as start_module
 
-from da3_ros.slam.simulation import city_grid
+from da3_ros.sim.routes import city_grid
 from da3_ros.slam.trajectory_io import write_tum
 
 SIMULATED_SLAM_NODE = str(ROOT / 'test' / 'slam_node' / 'simulated_slam_node.py')

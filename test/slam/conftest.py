@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from da3_ros.sim.predictor import PROFILES, FalseLoopInjector, SimCamera, SimulatedPredictor
+from da3_ros.sim.routes import city_grid
 from da3_ros.slam.chunking import ChunkConfig
 from da3_ros.slam.loops import LoopConfig
 from da3_ros.slam.map import MapConfig
-from da3_ros.slam.sim_predictor import PROFILES, FalseLoopInjector, SimCamera, SimulatedPredictor
-from da3_ros.slam.simulation import city_grid
 from da3_ros.slam.system import SlamConfig, SlamSystem
 
 

@@ -1,9 +1,9 @@
 """Retrieval: threshold, temporal exclusion and NMS, checked against brute-force reasoning."""
 import numpy as np
 
+from da3_ros.sim.predictor import place_descriptors
+from da3_ros.sim.routes import city_grid
 from da3_ros.slam.loops import LoopConfig, LoopDatabase, nms
-from da3_ros.slam.sim_predictor import place_descriptors
-from da3_ros.slam.simulation import city_grid
 
 
 def test_nms_keeps_best_and_suppresses_neighbours():

@@ -11,18 +11,18 @@ import pytest
 from test_system_sim import ate_m
 
 from da3_ros.geometry.sim3 import Sim3, rotation_from_rotvec
-from da3_ros.slam.loop_gate import GateConfig, chain_relative
-from da3_ros.slam.loops import LoopConfig
-from da3_ros.slam.pose_graph import Edge, EdgeSigmas, from_gtsam, to_gtsam
-from da3_ros.slam.protocol import Rig
-from da3_ros.slam.sim_predictor import (
+from da3_ros.sim.predictor import (
     PROFILES,
     SimCamera,
     SimulatedPredictor,
     surround_rig,
     terrain_ground_depth,
 )
-from da3_ros.slam.simulation import LookAlikeStretch, aliasing_route, opposite_route
+from da3_ros.sim.routes import LookAlikeStretch, aliasing_route, opposite_route
+from da3_ros.slam.loop_gate import GateConfig, chain_relative
+from da3_ros.slam.loops import LoopConfig
+from da3_ros.slam.pose_graph import Edge, EdgeSigmas, from_gtsam, to_gtsam
+from da3_ros.slam.protocol import Rig
 from da3_ros.slam.system import SlamSystem, count_false
 
 SMALL = SimCamera(hw=(12, 40))

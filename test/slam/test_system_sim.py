@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from evo.core import metrics, trajectory
 
+from da3_ros.sim.predictor import PROFILES, SimCamera, SimulatedPredictor, plan_false_loops
+from da3_ros.sim.routes import load_kitti
 from da3_ros.slam.protocol import Rig
-from da3_ros.slam.sim_predictor import PROFILES, SimCamera, SimulatedPredictor, plan_false_loops
-from da3_ros.slam.simulation import load_kitti
 from da3_ros.slam.system import SlamSystem, count_false
 from shared_data import DATA
 
@@ -101,7 +101,7 @@ def test_second_lap_over_the_same_area_keeps_memory_bounded(small_city, small_co
     """Driving the small grid twice: the second lap closes loops onto the first, the loop
     database and the stored depth samples barely grow, the map grows far less than the
     first lap did, and every frame still gets a pose."""
-    from da3_ros.slam.simulation import GroundTruth
+    from da3_ros.sim.routes import GroundTruth
     lap = small_city
     period = lap.stamps_s[-1] + lap.stamps_s[1]
     gt = GroundTruth('two-laps', np.r_[lap.stamps_s, lap.stamps_s + period],

@@ -3,7 +3,7 @@
     python test/slam_node/simulated_slam_node.py --ros-args --params-file <file>
 
 Same node, same main() (da3_ros/nodes/slam_node.py); the only difference is SlamNode(simulated=
-True), which also declares slam_params.SIMULATION_PARAMS (test.simulated_*). The production
+True), which also declares ros/slam/params.py SIMULATION_PARAMS (test.simulated_*). The production
 `slam_node` has no such parameters and refuses them as unknown keys.
 """
 import sys

@@ -22,7 +22,7 @@ from std_srvs.srv import Trigger
 from da3_ros.msg import SlamStatus
 from da3_ros.ros import qos
 from da3_ros.ros.tf_buffer import TfBroadcaster, make_transform_stamped, ns_to_stamp
-from da3_ros.slam.simulation import load_tum
+from da3_ros.sim.routes import load_tum
 
 NS = '/da3_slam'
 RECORDED = {'/tf': 'tf2_msgs/msg/TFMessage', f'{NS}/path': 'nav_msgs/msg/Path',

@@ -19,13 +19,13 @@ from slam_node_harness import (
     stop_slam_node,
 )
 
-from da3_ros.ros.slam_map_store import load_map
+from da3_ros.ros.slam.map_store import load_map
+from da3_ros.sim.predictor import PROFILES, SimCamera, SimulatedPredictor
+from da3_ros.sim.routes import city_grid, load_tum
 from da3_ros.slam.chunking import ChunkConfig
 from da3_ros.slam.loops import LoopConfig
 from da3_ros.slam.map import MapConfig
 from da3_ros.slam.protocol import Frame, Rig
-from da3_ros.slam.sim_predictor import PROFILES, SimCamera, SimulatedPredictor
-from da3_ros.slam.simulation import city_grid, load_tum
 from da3_ros.slam.system import SlamConfig, SlamSystem
 from da3_ros.slam.trajectory_io import write_tum
 

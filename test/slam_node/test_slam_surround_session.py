@@ -4,11 +4,11 @@ closes a revisit driven the other way: the rig path (per-camera retrieval) is wh
 several-camera configuration gets, with no extra parameter (issue 18 item 5)."""
 from __future__ import annotations
 
-from da3_ros.ros.slam_inputs import system_factory
-from da3_ros.ros.slam_params import parse_slam_config
-from da3_ros.ros.slam_session import FrameInput, SlamSession
-from da3_ros.slam.evaluation import ate_rmse_m
-from da3_ros.slam.simulation import opposite_route
+from da3_ros.ros.slam.inputs import system_factory
+from da3_ros.ros.slam.params import parse_slam_config
+from da3_ros.ros.slam.session import FrameInput, SlamSession
+from da3_ros.sim.evaluation import ate_rmse_m
+from da3_ros.sim.routes import opposite_route
 from da3_ros.slam.system import count_false
 from da3_ros.slam.trajectory_io import write_tum
 

@@ -23,8 +23,8 @@ from da3_ros.ros import qos
 from da3_ros.ros.camera_info import camera_info_to_pinhole
 from da3_ros.ros.errors import MessageError, SyncError, TfError
 from da3_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
-from da3_ros.ros.slam_inputs import rig_depth_frame
-from da3_ros.ros.slam_session import FrameInput
+from da3_ros.ros.slam.inputs import rig_depth_frame
+from da3_ros.ros.slam.session import FrameInput
 from da3_ros.ros.time_sync import ApproximateTimeSync, stamp_to_ns
 
 

@@ -6,7 +6,8 @@
   so a "chunk prediction" is assembled from the buffered RigDepth frames: their depth,
   confidence, K, and camera poses in a frame that is consistent over time (odom, or the
   RigDepth's own fixed frame). No descriptors, so no loop retrieval in this mode.
-- make_simulated: the simulated predictor of the SLAM tests over a ground-truth file.
+- The test-only simulated input (cfg.simulation, SlamNode(simulated=True)) comes from
+  da3_ros.sim.predictor.make_simulated, imported only on that branch.
 """
 from __future__ import annotations
 
@@ -16,13 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
-from da3_ros.geometry.sim3 import invert_se3, rotation_from_rotvec
+from da3_ros.geometry.sim3 import invert_se3
 from da3_ros.ros.errors import MessageError
 from da3_ros.ros.image_conversion import image_to_float
 from da3_ros.ros.tf_buffer import transform_to_matrix
 from da3_ros.slam.protocol import ChunkOutput, Frame, Rig, frame_intrinsics
-from da3_ros.slam.sim_predictor import PROFILES, SimCamera, SimulatedPredictor
-from da3_ros.slam.simulation import GroundTruth, load_kitti, load_tum
 
 
 class NetworkChunkPredictor:
@@ -105,36 +104,14 @@ class RigDepthChunkPredictor:
         return ChunkOutput(pred, None)
 
 
-def load_trajectory(path) -> GroundTruth:
-    """A TUM (8 columns) or KITTI (12 columns) ground-truth file."""
-    first = next(line for line in open(path) if line.strip() and not line.startswith('#'))
-    return load_tum(path) if len(first.split()) == 8 else load_kitti(path)
-
-
-def simulated_rig(camera_yaw_deg: Sequence[float]) -> Rig:
-    """N cameras at the rig origin, camera n yawed (about the optical y axis) from camera 0."""
-    rotvec = np.zeros((len(camera_yaw_deg), 3))
-    rotvec[:, 1] = np.deg2rad(camera_yaw_deg)
-    T = np.tile(np.eye(4), (len(camera_yaw_deg), 1, 1))
-    T[:, :3, :3] = rotation_from_rotvec(rotvec)
-    return Rig(T)
-
-
-def make_simulated(sim) -> tuple[SimulatedPredictor, Rig]:
-    """SimulationConfig -> (SimulatedPredictor, its Rig); frame i is rendered at GT pose i."""
-    rig = simulated_rig(sim.camera_yaw_deg)
-    gt = load_trajectory(sim.trajectory)
-    return SimulatedPredictor(gt, PROFILES[sim.profile], sim.seed, rig=rig,
-                              camera=SimCamera(hw=sim.image_hw)), rig
-
-
 def system_factory(cfg, predictor=None):
     """SlamNodeConfig (+ an engine Predictor for input_mode cameras, built once by the node)
     -> make_system() for SlamSession: (SlamSystem, on_frame) afresh on every call (reset)."""
     from da3_ros.slam.system import SlamSystem
 
     def make_system():
-        if cfg.simulation is not None:
+        if cfg.simulation is not None:     # test-only route; production never imports sim
+            from da3_ros.sim.predictor import make_simulated
             sim, rig = make_simulated(cfg.simulation)
             return SlamSystem(sim, cfg.slam, rig=rig), None
         rig = Rig(np.tile(np.eye(4), (len(cfg.topics) if cfg.input_mode == 'cameras'

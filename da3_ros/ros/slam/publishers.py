@@ -1,5 +1,5 @@
 """The SLAM node's publishers: after each chunk TF, Path, keyframes, loop markers, status and
-the (throttled) map; the latched prior map; messages built by slam_outputs."""
+the (throttled) map; the latched prior map; messages built by outputs.py."""
 from __future__ import annotations
 
 import time
@@ -11,8 +11,8 @@ from visualization_msgs.msg import MarkerArray
 
 from da3_ros.msg import SlamStatus
 from da3_ros.ros import qos
-from da3_ros.ros import slam_outputs as out
-from da3_ros.ros.slam_map_store import load_map
+from da3_ros.ros.slam import outputs as out
+from da3_ros.ros.slam.map_store import load_map
 from da3_ros.ros.tf_buffer import TfBroadcaster
 
 TOPICS = {'path': Path, 'keyframes': PoseArray, 'map': PointCloud2,

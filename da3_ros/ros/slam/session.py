@@ -6,6 +6,13 @@ the tracked base frame's pose at the first frame: T_map_world = (T_world_cam0(0)
 fixed when the first chunk completes. The published pose of frame i is
 T_map_base(i) = T_map_world T_world_cam0(i) T_cam0_base, in the SLAM's units (metres for a
 metric model, model units otherwise).
+
+Why this module stays in the ROS shell although it imports nothing of ROS: it is the SLAM
+node's state, not the SLAM's. It reads the SlamSystem out in the node's REP-105 frames (map,
+odom, the tracked base frame), times its calls for the node's diagnostics, and saves through
+map_store.py, which writes the node's ros.json; the offline `da3-ros process` uses it to
+produce what the node would. The pure core (da3_ros/slam/) knows only its own world frame.
+Being ROS-free, it is tested without a running graph.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from da3_ros.geometry.sim3 import invert_se3
-from da3_ros.ros.slam_map_store import save_atomic, write_ros_metadata
+from da3_ros.ros.slam.map_store import save_atomic, write_ros_metadata
 from da3_ros.slam.map_io import save_system
 from da3_ros.slam.protocol import Frame
 from da3_ros.slam.system import SlamSystem
@@ -128,12 +135,12 @@ class SlamSession:
         return accepted, rejected
 
     def write(self, folder, frames: dict) -> None:
-        """Write the map folder's files into an existing `folder` (see slam_map_store)."""
+        """Write the map folder's files into an existing `folder` (see map_store)."""
         T_map_base = self.T_map_base()
         save_system(folder, self.slam)
         write_ros_metadata(folder, frames, self.T_map_world,
                            np.asarray(self.stamps_ns[:len(T_map_base)], np.int64), T_map_base)
 
     def save(self, folder, frames: dict) -> None:
-        """Atomically write the map folder (see slam_map_store)."""
+        """Atomically write the map folder (see map_store)."""
         save_atomic(folder, lambda tmp: self.write(tmp, frames))
