@@ -10,7 +10,9 @@ little and cannot become the bottleneck it measures), with sensor-data reliabili
 effort, as the node publishes by default) and a deep queue. The stamp is read from the CDR
 bytes: after the 4-byte encapsulation header, a message starting with std_msgs/Header has
 int32 sec and uint32 nanosec; a tf2_msgs/TFMessage has its array length first. Runs until
---stop-file exists, then writes the log (format: bench/e2e_metrics.py).
+--stop-file exists, then writes the log (format: bench/e2e_metrics.py). With --ready-file it
+first waits until every output topic has a publisher in the ROS graph (the node's), so that
+the harness starts the camera publisher only once the first set's outputs can be received.
 """
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ def main() -> int:
     parser.add_argument('--map-frame', default='map')
     parser.add_argument('--stop-file', type=Path, required=True)
     parser.add_argument('--out', type=Path, required=True)
+    parser.add_argument('--ready-file', type=Path,
+                        help='touched once every output topic has a publisher')
     args = parser.parse_args()
     rclpy.init()
     node = rclpy.create_node('da3_e2e_recorder')
@@ -103,7 +107,15 @@ def main() -> int:
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, qos.reliable(50),
                              raw=True)
     print('recorder: subscribed', flush=True)
+    watched = ['/da3_slam/status'] if args.slam else [t for t in log if t.startswith('/')
+                                                      and t != '/tf']
     try:
+        while args.ready_file and not args.stop_file.exists():
+            if all(node.count_publishers(t) for t in watched):
+                time.sleep(0.5)   # graph seen; let the node's writers match our readers too
+                args.ready_file.touch()
+                break
+            rclpy.spin_once(node, timeout_sec=0.1)
         while not args.stop_file.exists():
             rclpy.spin_once(node, timeout_sec=0.1)
     except KeyboardInterrupt:

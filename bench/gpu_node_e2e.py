@@ -202,11 +202,19 @@ def run_one(args, model: str, transport: str, checkpoint: Path, domain: int,
     sampler.start()
     stop_file = folder / 'recorder.stop'
     stop_file.unlink(missing_ok=True)
+    ready_file = folder / 'recorder.ready'
+    ready_file.unlink(missing_ok=True)
     recorder = subprocess.Popen([py, str(ROOT / 'bench' / 'e2e_recorder.py'), '--cameras',
                                  *CAMERAS, '--stop-file', str(stop_file), '--out',
-                                 str(folder / 'received.json'), *['--slam'] * slam],
+                                 str(folder / 'received.json'), '--ready-file',
+                                str(ready_file), *['--slam'] * slam],
                                 env=env, cwd=ROOT, stdout=open(folder / 'recorder.log', 'wb'),
                                 stderr=subprocess.STDOUT)
+    # the first set's outputs count (first-set time): cameras start once the recorder sees
+    # the node's publishers
+    deadline = time.monotonic() + args.timeout_s
+    while not ready_file.exists() and time.monotonic() < deadline and node.poll() is None:
+        time.sleep(0.1)
     publisher = subprocess.run([py, str(ROOT / 'bench' / 'e2e_publisher.py'), '--data',
                                 str(args.data), '--transport', transport, '--segments',
                                 *segments, '--gap-s', str(args.gap_s), '--out',
