@@ -88,6 +88,11 @@ def depth_node(node, camera: str, timeout_s: float) -> dict:
     result['toggle'] = client.set(publish__depth=False, publish__colorized_depth=True)
     spin_until(node, lambda: colorized_sub.get_publisher_count() > 0, timeout_s,
                'the depth_colorized publisher')
+    # seeing the new publisher in the graph is not its writer having matched our reader: a
+    # message sent before that is lost (volatile), so give discovery time to finish
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
     send_set(2)
     result['sets'] = sets
     return result
