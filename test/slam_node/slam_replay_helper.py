@@ -134,6 +134,10 @@ def replay(node, args, raw: dict, subs: list) -> None:
                                             stamp_of(gt, j))])
         if i < 0:
             continue
+        if i == 0 and args.odom:   # the node's TF subscriptions receive /tf_static and the
+            end = time.monotonic() + 1.0   # lead odometry before the first image (other
+            while time.monotonic() < end:  # topics, no ordering between them)
+                rclpy.spin_once(node, timeout_sec=0.1)
         stamp_ns = stamp_of(gt, i)
         for c, pub in enumerate(pubs):
             msg = Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(48))
