@@ -22,10 +22,11 @@ from std_msgs.msg import Header
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
 from da3_ros.engine.preprocess import plan_resize
+from da3_ros.geometry.points import CloudConfig, depth_to_points
 from da3_ros.ros.depth.outputs import CameraInput, Frames, OutputOptions, build_outputs
 from da3_ros.ros.depth.params import OUTPUTS
 from da3_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
-from da3_ros.ros.pointcloud import CloudConfig, depth_to_points, points_to_cloud
+from da3_ros.ros.pointcloud import points_to_cloud
 from da3_ros.ros.time_sync import ApproximateTimeSync
 
 SAMPLES = Path(__file__).resolve().parents[2] / 'shared/data/nuscenes_mini_6cam_sample/samples'

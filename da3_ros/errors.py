@@ -15,3 +15,12 @@ class CheckpointError(Da3RosError):
 
 class InputError(Da3RosError, ValueError):
     """Input tensors or images have the wrong shape, dtype or values."""
+
+
+class PointsError(InputError):
+    """Point arrays, masks or transforms disagree in shape or are not finite; `cause` is one
+    counter-friendly word ('shape_mismatch', 'bad_transform') that the nodes count by."""
+
+    def __init__(self, cause: str, detail: str):
+        super().__init__(f'{cause}: {detail}')
+        self.cause = cause

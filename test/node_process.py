@@ -1,11 +1,11 @@
-"""Node tests' process plumbing, shared by test/nodes and test/slam_node: an environment
+"""Node tests' process plumbing, shared by the tests of both nodes (test/nodes): an environment
 with its own ROS domain, starting and stopping a node module, and running a helper script
 to completion with both logs in the failure message.
 
-Every process gets its own ROS_DOMAIN_ID in 201..230 (test/ros uses 1..100, test/ros_core
-101..200; Fast DDS allows <= 232), hashed from the test name and pid, and
-PYTHONPATH=<repo> so the checkout's da3_ros is imported (the venv's installed copy only
-supplies da3_ros.msg).
+Every process gets its own ROS_DOMAIN_ID in 201..230 (test/ros/test_ros_exchange.py uses
+1..100, test/ros/test_ros_round_trip.py 101..200; Fast DDS allows <= 232), hashed from the
+test name and pid, and PYTHONPATH=<repo> so the checkout's da3_ros is imported (the venv's
+installed copy only supplies da3_ros.msg).
 """
 from __future__ import annotations
 

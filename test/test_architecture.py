@@ -35,6 +35,19 @@ def test_layout_lists_every_package_folder():
     assert packages - listed == set(), 'package folders missing from docs/architecture.md'
 
 
+def test_test_tree_mirrors_the_package():
+    """Each package folder da3_ros/<p>/ has its tests in test/<p>/, and the only conftest.py
+    is test/conftest.py."""
+    for init in (ROOT / 'da3_ros').rglob('__init__.py'):
+        folder = init.parent.relative_to(ROOT / 'da3_ros')
+        if folder == Path('.') or 'msg' in folder.parts or '__pycache__' in folder.parts:
+            continue
+        name = folder.as_posix()
+        assert list((ROOT / 'test' / folder).glob('test_*.py')), f'no test/{name}/test_*.py'
+    assert sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / 'test').rglob('conftest.py')
+                  if '__pycache__' not in p.parts) == ['test/conftest.py']
+
+
 def repository_files() -> list[Path]:
     """The files git tracks and the untracked ones it does not ignore."""
     out = subprocess.run(['git', 'ls-files', '--cached', '--others', '--exclude-standard'],

@@ -121,3 +121,38 @@ def test_nodes_load_without_the_simulator():
     if importlib.util.find_spec('rclpy') is not None:
         assert {'da3_ros.nodes.slam_node', 'da3_ros.nodes.depth_node'} <= set(loaded)
     assert not [m for m in loaded if m == 'da3_ros.sim' or m.startswith('da3_ros.sim.')]
+
+
+def shell_modules() -> list[str]:
+    """Every module of da3_ros/ros/ but the package markers, by dotted name."""
+    return ['.'.join(p.relative_to(PACKAGE.parent).with_suffix('').parts)
+            for p in sorted((PACKAGE / 'ros').rglob('*.py')) if p.name != '__init__.py']
+
+
+def loads_ros(module: str) -> bool:
+    """Whether importing `module` in a fresh interpreter loads any ROS module."""
+    prefixes = tuple(p for p in ROS_PREFIXES if p not in ('da3_ros.ros', 'da3_ros.nodes'))
+    code = (f'import sys, {module}\n'
+            f'print(any(m.split(".")[0] in {prefixes!r} or m.startswith({prefixes!r})'
+            f' for m in sys.modules))')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=120, cwd=PACKAGE.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1] == 'True'
+
+
+def test_ros_free_shell_modules_say_why_they_are_not_core():
+    """A module of the ROS shell whose import loads nothing of ROS either moves to the core or
+    its docstring says why it stays, in a paragraph starting 'Why in the ROS shell'. Modules
+    that name a ROS package in an import statement are ROS modules; every other one is
+    imported in a fresh interpreter."""
+    ros_named = tuple(p for p in ROS_PREFIXES if p not in ('da3_ros.ros', 'da3_ros.nodes'))
+    free = []
+    for name in shell_modules():
+        path = PACKAGE.parent / (name.replace('.', '/') + '.py')
+        if not any(m.split('.')[0] in ros_named or m.startswith(ros_named)
+                   for m in imported_modules(path)) and not loads_ros(name):
+            free.append((name, ast.get_docstring(ast.parse(path.read_text())) or ''))
+    assert 'da3_ros.ros.time_sync' in [name for name, _ in free]
+    silent = [name for name, doc in free if 'Why in the ROS shell' not in doc]
+    assert not silent, f'ROS-free shell modules that do not say why they are not core: {silent}'

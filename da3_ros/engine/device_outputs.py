@@ -149,7 +149,7 @@ class DeviceOutputs:
 
         pred: TensorPrediction with depth (S, H, W) on the device and K (S, 3, 3) numpy
         images: (S, H_in, W_in, 3) uint8 on the device, the images pred was made from
-        cloud: a ros.pointcloud.CloudConfig (min_confidence, min/max_range_m, stride; its
+        cloud: a geometry.points.CloudConfig (min_confidence, min/max_range_m, stride; its
             voxel_size_m must be 0: voxel averaging is a host step of the numpy path)
         remove_sky: drop sky pixels when pred has a sky mask
         T_fixed_cams: (S, 4, 4) camera -> fixed frame, metres, or None (no fixed_clouds)

@@ -3,7 +3,7 @@
 One record per kept pixel, 5 float32 words: x, y, z (metres or model units, camera optical
 frame), rgb (PCL's 0x00RRGGBB bits stored in a float32 word) and confidence; the same layout
 as `da3_ros.ros.pointcloud.points_to_cloud`, so the bytes go into a PointCloud2 unchanged after
-one device-to-host copy. The arithmetic is that of `ros.pointcloud.back_project` (float64 rays
+one device-to-host copy. The arithmetic is that of `geometry.points.back_project` (float64 rays
 from the K entries, cast to float32 at the end), so the numbers equal the numpy path's.
 
 `point_records` (pointwise, for torch.compile) and `compact_views` (a prefix sum and one
@@ -182,7 +182,7 @@ def voxel_mean_records(records: Tensor, valid: Tensor, voxel_size_m: float) -> T
     """One record per occupied voxel of edge voxel_size_m: the mean x, y, z, colour (each
     channel's mean rounded half to even) and confidence of its valid records, in ascending
     voxel order (x index, then y, then z): the arithmetic and order of
-    `ros.pointcloud.voxel_downsample` (float64 sums; integer colour sums are exact, so the
+    `geometry.points.voxel_downsample` (float64 sums; integer colour sums are exact, so the
     rounding cannot differ), so the fused cloud equals the host path's without a host pass.
 
     records: (N, 5|4) float32 (x y z rgb-bits [confidence]); valid: (N,) bool

@@ -49,7 +49,7 @@ def _make_predictor(cfg):
 class SlamNode(Node):
     def __init__(self, predictor=None, simulated: bool = False):
         """simulated: the node tests' simulated predictor instead of the network, configured
-        by ros/slam/params.py SIMULATION_PARAMS (test/slam_node/simulated_slam_node.py)."""
+        by ros/slam/params.py SIMULATION_PARAMS (test/nodes/simulated_slam_node.py)."""
         super().__init__('da3_slam')
         self.cfg = cfg = declare_slam_params(self, simulated)
         self.session = SlamSession(system_factory(cfg, predictor or _make_predictor(cfg)))

@@ -170,10 +170,10 @@ def open_source(args):
 
 def make_options(args):
     """ProcessOptions and the bag's publish set from the arguments."""
+    from da3_ros.geometry.points import CloudConfig
     from da3_ros.offline.process import ProcessOptions
     from da3_ros.ros.depth.outputs import OutputOptions
     from da3_ros.ros.depth.params import OUTPUTS
-    from da3_ros.ros.pointcloud import CloudConfig
 
     text = args.outputs if args.outputs is not None else '' if args.slam else default_outputs()
     publish = frozenset(o.strip() for o in text.split(',') if o.strip())

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from da3_ros.errors import ConfigError, InputError
+from da3_ros.geometry.points import Points, transform_points, voxel_downsample
 from da3_ros.offline.ply import write_ply
 from da3_ros.offline.rig_frame import CameraSource, SetResult
 from da3_ros.ros.depth.outputs import camera_view
-from da3_ros.ros.pointcloud import Points, cloud_to_points, transform_points, voxel_downsample
+from da3_ros.ros.pointcloud import cloud_to_points
 
 INDEX_COLUMNS = ('set', 'stamp_ns', 'camera', 'frame_id', 'file', 'units', 'height', 'width',
                  'fx', 'fy', 'cx', 'cy')

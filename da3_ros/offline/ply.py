@@ -9,7 +9,7 @@ import numpy as np
 
 from da3_ros.errors import InputError
 from da3_ros.geometry import ply
-from da3_ros.ros.pointcloud import Points
+from da3_ros.geometry.points import Points
 
 
 def write_ply(path: str | Path, points: Points) -> None:

@@ -2,6 +2,10 @@
 
 `cause` is a stable snake_case string meant as a diagnostics counter key (``drops[err.cause]``);
 the message text names the offending values for the log.
+
+Why in the ROS shell though it imports nothing of ROS: these are the reasons a node drops a
+message (counted per cause in /diagnostics); the core raises the plain errors of
+da3_ros/errors.py, which these extend.
 """
 
 from da3_ros.errors import InputError

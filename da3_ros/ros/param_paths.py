@@ -14,6 +14,9 @@ Rules, for every path parameter of both nodes (PATH_PARAMS):
 A path that is not found raises ConfigError naming the parameter and every place looked.
 Which params file set a parameter is read from the process's `--ros-args` (`ros2 run`, and
 `ros2 launch`, whose launch_logic hands over absolute paths already). Pure: no rclpy.
+
+Why in the ROS shell though it imports nothing of ROS: it implements ROS conventions (params
+files given as --ros-args, `package://` URLs through the ament index) for node parameters.
 """
 from __future__ import annotations
 

@@ -10,6 +10,9 @@ publish time is added to every set's period.
 At most one set waits here: submit() blocks while the previous set is still being published,
 so publishing can never fall behind without bound, and no set is dropped here (the node's one
 drop policy, 'busy', stays where sets enter the worker).
+
+Why in the ROS shell though it imports nothing of ROS: what it runs is rclpy publish calls
+handed over by a node; it takes plain callables so that it is tested without a graph.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ to the other inputs' stamps; normal for an input faster than the others (counted
 Events worth a log line (time jumps and drops other than duplicate / out_of_order, which add()
 raises) are kept for `take_events()`.
 
-Why in ros/ and not the core, though it imports nothing of ROS: it synchronises message
+Why in the ROS shell though it imports nothing of ROS: it synchronises message
 streams for both nodes and the offline bag reader, by message header stamps (`stamp_to_ns`
 reads a builtin_interfaces Time), and its rejections are the shell's SyncError (a
 MessageError, counted by cause in /diagnostics). The core never sees messages or stamps.

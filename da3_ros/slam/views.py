@@ -56,7 +56,7 @@ def pixel_rays(K: np.ndarray, hw: tuple[int, int], pixels: np.ndarray | None) ->
     """(V, 3, 3) intrinsics -> (V, P, 3) rays K^-1 [u, v, 1] (z = 1).
 
     Pixel (u, v) = (column, row) is the pixel's centre, integer coordinates: the convention of
-    the official code, of K in CameraInfo and of the depth node's clouds (ros/pointcloud.py).
+    the official code, of K in CameraInfo and of the depth node's clouds (geometry/points.py).
     """
     H, W = hw
     flat = np.arange(H * W) if pixels is None else pixels

@@ -19,7 +19,7 @@ from node_process import start_node as start_module
 from da3_ros.sim.routes import city_grid
 from da3_ros.slam.trajectory_io import write_tum
 
-SIMULATED_SLAM_NODE = str(ROOT / 'test' / 'slam_node' / 'simulated_slam_node.py')
+SIMULATED_SLAM_NODE = str(ROOT / 'test' / 'nodes' / 'simulated_slam_node.py')
 
 
 def test_depth_node_refuses_start_up_parameters_and_applies_live_ones(tmp_path, request,

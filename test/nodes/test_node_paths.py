@@ -1,7 +1,7 @@
 """`ros2 run da3_ros depth_node --ros-args --params-file <file>` from another working directory
 (a real process in /tmp): the relative rig.calibration_file and model inside the params file
 mean the file's folder (issue 15 item 4); a missing one stops the node naming the parameter
-and every place looked. The resolver's rules: test/ros_core/test_param_paths.py."""
+and every place looked. The resolver's rules: test/ros/test_param_paths.py."""
 import shutil
 import signal
 import time

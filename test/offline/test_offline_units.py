@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from da3_ros.errors import ConfigError, InputError
+from da3_ros.geometry.points import Points
 from da3_ros.offline.ply import read_ply, write_ply
 from da3_ros.offline.process import ProcessOptions, run_sets
 from da3_ros.offline.staging import Staging
 from da3_ros.ros.depth.outputs import OutputOptions
-from da3_ros.ros.pointcloud import Points
 
 
 def test_staging_commits_only_on_success(tmp_path):

@@ -1,8 +1,8 @@
 """Issue 18: look-alike places, opposite-direction revisits with a surround rig, terrain.
 
 Closed-form references: the chain covariance against Monte Carlo sampling through GTSAM's
-own Exp/Log, the terrain depth against a ray-plane intersection, the look-alike shift
-against arithmetic; ATE with evo (test_system_sim.ate_m)."""
+own Exp/Log; ATE with evo (test_system_sim.ate_m). The simulator's own inputs (terrain,
+look-alike places) are checked in test/sim/."""
 from __future__ import annotations
 
 import gtsam
@@ -16,9 +16,8 @@ from da3_ros.sim.predictor import (
     SimCamera,
     SimulatedPredictor,
     surround_rig,
-    terrain_ground_depth,
 )
-from da3_ros.sim.routes import LookAlikeStretch, aliasing_route, opposite_route
+from da3_ros.sim.routes import aliasing_route, opposite_route
 from da3_ros.slam.loop_gate import GateConfig, chain_relative
 from da3_ros.slam.loops import LoopConfig
 from da3_ros.slam.pose_graph import Edge, EdgeSigmas, from_gtsam, to_gtsam
@@ -72,32 +71,6 @@ def test_graph_marginal_of_an_odometry_chain_equals_the_propagated_chain(rng):
     assert np.allclose(T_graph.matrix(), T_chain.matrix(), atol=1e-9)
     scale = np.sqrt(np.outer(np.diag(C_chain), np.diag(C_chain)))
     assert (np.abs(C_graph - C_chain) / scale).max() < 1e-3
-
-
-def test_terrain_depth_on_a_tilted_plane_is_the_ray_plane_intersection():
-    """Ground z = 0.1 x - 0.05 y: the marched depth equals the closed-form intersection."""
-    a, b = 0.1, -0.05
-    T = np.eye(4)
-    T[:3, :3] = rotation_from_rotvec(np.array([[np.deg2rad(-95.0), 0.0, 0.0]]))[0]  # look +y
-    T[:3, 3] = [3.0, -2.0, 0.1 * 3.0 - 0.05 * -2.0 + 1.65]
-    cam = SimCamera(hw=(6, 8))
-    uv1 = np.stack([np.tile(np.arange(8), 6), np.repeat(np.arange(6), 8), np.ones(48)], 1)
-    rays = uv1 @ np.linalg.inv(cam.K()).T                                         # (P, 3)
-    t = terrain_ground_depth(T[None], rays[None], np.zeros((1, 3)),
-                             lambda xy: a * xy[:, 0] + b * xy[:, 1])[0, 0]
-    d, o = rays @ T[:3, :3].T, T[:3, 3]
-    closed = (a * o[0] + b * o[1] - o[2]) / (d[:, 2] - a * d[:, 0] - b * d[:, 1])
-    hit = (closed > 0.3) & (closed < 80)
-    assert hit.sum() > 10 and np.isinf(t[~hit]).all()
-    assert np.allclose(t[hit], closed[hit], rtol=1e-4)
-
-
-def test_look_alike_stretch_maps_places_whole_periods_back():
-    stretch = LookAlikeStretch((10.0, 0.0), (0.0, 1.0), 300.0, 50.0, 5.0)
-    p = np.array([[10.0, 0.0, 0], [12.0, 120.0, 1], [10.0, 299.0, 0], [30.0, 120.0, 0],
-                  [10.0, 320.0, 0]])
-    assert np.allclose(stretch.shift(p), [[0, 0, 0], [0, -100, 0], [0, -250, 0], [0, 0, 0],
-                                          [0, 0, 0]])
 
 
 @pytest.fixture(scope='module')

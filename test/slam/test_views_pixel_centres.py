@@ -5,7 +5,7 @@ official code define them; the reference here is the pinhole model written out b
 """
 import numpy as np
 
-from da3_ros.ros.pointcloud import CloudConfig, depth_to_points
+from da3_ros.geometry.points import CloudConfig, depth_to_points
 from da3_ros.slam.views import backproject
 
 K = np.array([[210.0, 0.0, 31.7], [0.0, 205.0, 22.3], [0.0, 0.0, 1.0]])

@@ -2,6 +2,7 @@
 per log_throttle_s, so a flood of bad messages neither stops the node nor floods the log."""
 from __future__ import annotations
 
+from da3_ros.errors import PointsError
 from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics
 from da3_ros.ros.errors import MessageError
 
@@ -24,10 +25,12 @@ class DropLog:
         self.warn(cause, text)
 
     def set_failed(self, err: Exception) -> None:
-        """A set the worker could not process: its MessageError's cause, else
-        'processing_error' (any other exception: the worker goes on with the next set)."""
+        """A set the worker could not process: its MessageError's or PointsError's cause,
+        else 'processing_error' (any other exception: the worker goes on with the next set)."""
         if isinstance(err, MessageError):
             self.drop(err.cause, str(err), err.source or 'rig')
+        elif isinstance(err, PointsError):
+            self.drop(err.cause, str(err))
         else:
             self.drop('processing_error', f'{type(err).__name__}: {err}')
 

@@ -12,8 +12,9 @@ from sensor_msgs.msg import LaserScan, PointCloud2
 from std_msgs.msg import Header
 
 from da3_ros.geometry.nav_obstacles import NavConfig, ScanGeometry, nav_obstacles
+from da3_ros.geometry.points import Points
 from da3_ros.ros.image_conversion import copy_header
-from da3_ros.ros.pointcloud import Points, points_to_cloud
+from da3_ros.ros.pointcloud import points_to_cloud
 
 NAV_OUTPUTS = ('obstacles', 'scan')
 TOPICS = {'obstacles': 'obstacles', 'scan': 'scan'}

@@ -25,17 +25,12 @@ from std_msgs.msg import Header
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
 from da3_ros.geometry.nav_obstacles import NavConfig
+from da3_ros.geometry.points import CloudConfig, Points, depth_to_points, fuse_points
 from da3_ros.msg import CameraDepth, RigDepth
 from da3_ros.ros.camera_info import Pinhole, pinhole_to_camera_info
 from da3_ros.ros.depth.nav_outputs import NAV_OUTPUTS, nav_messages
 from da3_ros.ros.image_conversion import colorize_depth, float_to_image
-from da3_ros.ros.pointcloud import (
-    CloudConfig,
-    Points,
-    depth_to_points,
-    fuse_points,
-    points_to_cloud,
-)
+from da3_ros.ros.pointcloud import points_to_cloud
 from da3_ros.ros.tf_buffer import make_transform_stamped, matrix_to_transform, ns_to_stamp
 from da3_ros.ros.time_sync import stamp_to_ns
 

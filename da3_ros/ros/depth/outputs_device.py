@@ -21,10 +21,7 @@ from da3_ros.ros.depth.outputs import (
     rig_outputs,
     wants_points,
 )
-from da3_ros.ros.pointcloud import (
-    cloud_to_points,
-    packed_to_cloud,
-)
+from da3_ros.ros.pointcloud import cloud_to_points, packed_to_cloud
 
 
 def device_path_supported(opts: OutputOptions) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from da3_ros.geometry.nav_obstacles import GROUND_FITS, NavConfig
+from da3_ros.geometry.points import CloudConfig
 from da3_ros.ros.depth.nav_outputs import NAV_OUTPUTS
 from da3_ros.ros.params import (
     REQUIRED,
@@ -29,7 +30,6 @@ from da3_ros.ros.params import (
     declare_table,
     sync_config,
 )
-from da3_ros.ros.pointcloud import CloudConfig
 from da3_ros.ros.time_sync import seconds_to_ns
 
 METRIC_MODES = ('relative', 'metric_model', 'rig_calibration', 'nested')

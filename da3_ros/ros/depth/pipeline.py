@@ -5,7 +5,7 @@ one size): uint8 images are uploaded once, preprocessed, run through the network
 into message arrays on the GPU, each array copied to the host once, while the packing goes on
 (engine.device_outputs). Otherwise the
 host path: Predictor.predict (numpy) and outputs.build_outputs. Both give the same
-messages (test/ros_core/test_device_path_outputs.py).
+messages (test/ros/depth/test_device_path_outputs.py).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ the camera namespace's last component):
 
 K in the YAML is only a fallback for cameras whose CameraInfo never arrives.
 
-Why here and not in the core, though it imports nothing of ROS: only the depth node reads a
+Why in the ROS shell though it imports nothing of ROS: only the depth node reads a
 rig calibration (rig.source yaml or tf), `extrinsics_from_tf` reads the shell's TfBuffer and
 raises its TfError, and the file names cameras by their ROS namespace.
 """

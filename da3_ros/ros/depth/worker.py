@@ -4,6 +4,11 @@ The network is slower than the cameras, so sets must not queue up behind it: at 
 waits while the worker is busy, and a newer set replaces it (the older one is 'overtaken' and
 dropped: the node counts it with cause 'busy'). The node's executor thread submits; only the
 worker thread calls `process`.
+
+Why in the ROS shell though it imports nothing of ROS: it is the depth node's drop policy
+(a set overtaken while the network is busy is the /diagnostics cause 'busy'), between the
+node's executor callbacks and its publishers; kept free of rclpy so that it is tested with
+plain threads.
 """
 from __future__ import annotations
 

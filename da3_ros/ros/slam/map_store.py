@@ -11,7 +11,7 @@ Folder contents: map_io's map.ply, trajectory.tum, trajectory.kitti, metadata.js
 the SLAM's internal frame), plus ros.json (frames, T_map_world) and trajectory_map.tum (the
 tracked base frame in the map frame, as the node publishes it).
 
-Why this module stays in the ROS shell although it imports nothing of ROS: the folder it
+Why in the ROS shell though it imports nothing of ROS: the folder it
 writes is the node's ~/save_map product, with the node's frame names and map-frame
 trajectory (ros.json, trajectory_map.tum) beside the core's files; the core's own file format
 is da3_ros/slam/map_io.py, which this module calls for map.ply and the trajectories.

@@ -13,9 +13,10 @@ from nav_msgs.msg import Path
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from da3_ros.geometry.points import Points, voxel_downsample
 from da3_ros.geometry.sim3 import invert_se3
 from da3_ros.msg import SlamStatus
-from da3_ros.ros.pointcloud import Points, points_to_cloud, voxel_downsample
+from da3_ros.ros.pointcloud import points_to_cloud
 from da3_ros.ros.tf_buffer import make_transform_stamped, matrix_to_transform, ns_to_stamp
 
 

@@ -8,9 +8,13 @@ log_throttle_s) take `ros2 param set` (apply_live_slam); the others are read-onl
 
 Test-only parameters are not in SLAM_PARAMS. The simulated predictor, which stands in for the
 network in the node tests, has its own table, SIMULATION_PARAMS (`test.simulated_*`), declared
-only by SlamNode(simulated=True), i.e. by test/slam_node/simulated_slam_node.py; there is no
+only by SlamNode(simulated=True), i.e. by test/nodes/simulated_slam_node.py; there is no
 switch in the production node, so `ros2 run da3_ros slam_node` refuses those keys as unknown
 like any other.
+
+Why in the ROS shell though it imports nothing of ROS: it is the SLAM node's ROS parameter
+interface (names, read-only vs live, the frames it publishes in); the core's own settings
+are da3_ros/slam/ dataclasses, which parse_slam_config fills.
 """
 from __future__ import annotations
 

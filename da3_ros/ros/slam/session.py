@@ -7,7 +7,7 @@ fixed when the first chunk completes. The published pose of frame i is
 T_map_base(i) = T_map_world T_world_cam0(i) T_cam0_base, in the SLAM's units (metres for a
 metric model, model units otherwise).
 
-Why this module stays in the ROS shell although it imports nothing of ROS: it is the SLAM
+Why in the ROS shell though it imports nothing of ROS: it is the SLAM
 node's state, not the SLAM's. It reads the SlamSystem out in the node's REP-105 frames (map,
 odom, the tracked base frame), times its calls for the node's diagnostics, and saves through
 map_store.py, which writes the node's ros.json; the offline `da3-ros process` uses it to

@@ -7,13 +7,8 @@ import torch
 from std_msgs.msg import Header
 
 from da3_ros.geometry.packed_points import pack_points, pack_points_batch
-from da3_ros.ros.pointcloud import (
-    CloudConfig,
-    cloud_to_points,
-    depth_to_points,
-    packed_to_cloud,
-    points_to_cloud,
-)
+from da3_ros.geometry.points import CloudConfig, depth_to_points
+from da3_ros.ros.pointcloud import cloud_to_points, packed_to_cloud, points_to_cloud
 
 
 def scene(seed: int = 0):
@@ -85,7 +80,7 @@ def test_voxel_mean_records_against_brute_force_and_host(offset_m):
     """GPU-path voxel averaging (torch, here on CPU tensors) = a brute-force reference = the
     host path's voxel_downsample; invalid rows are ignored."""
     from da3_ros.geometry.packed_points import pack_rgb_bits, voxel_mean_records
-    from da3_ros.ros.pointcloud import Points, unpack_rgb, voxel_downsample
+    from da3_ros.geometry.points import Points, unpack_rgb, voxel_downsample
 
     rng = np.random.default_rng(5)
     n, edge = 3000, 0.25

@@ -15,7 +15,7 @@ from da3_ros.errors import ConfigError
 from da3_ros.ros.depth.rig_calibration import load_rig_calibration
 from da3_ros.ros.depth.rig_tf import RigStaticTf, check_base_frame, rig_static_transforms
 
-CALIBRATION = Path(__file__).resolve().parents[2] / 'config' / 'nuscenes_6cam_calibration.yaml'
+CALIBRATION = Path(__file__).resolve().parents[3] / 'config' / 'nuscenes_6cam_calibration.yaml'
 
 
 def xyzw(t) -> np.ndarray:

@@ -13,11 +13,12 @@ from da3_ros.engine.prediction import TensorPrediction, ViewGeometry
 from da3_ros.engine.predictor import Predictor
 from da3_ros.engine.torch_backend import TorchBackend
 from da3_ros.errors import ConfigError, InputError
+from da3_ros.geometry.points import CloudConfig
 from da3_ros.model import build
 from da3_ros.ros.depth.outputs import CameraInput, Frames, OutputOptions, build_outputs
 from da3_ros.ros.depth.outputs_device import build_outputs_on_device, output_differences
 from da3_ros.ros.depth.pipeline import DepthPipeline
-from da3_ros.ros.pointcloud import CloudConfig, cloud_to_points
+from da3_ros.ros.pointcloud import cloud_to_points
 
 ALL = frozenset({'depth', 'confidence', 'camera_info', 'cloud', 'fused_cloud', 'rig_depth',
                  'tf', 'colorized_depth'})

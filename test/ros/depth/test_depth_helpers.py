@@ -9,6 +9,7 @@ from geometry_msgs.msg import TransformStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from da3_ros.errors import PointsError
 from da3_ros.ros.depth.drops import DropLog
 from da3_ros.ros.depth.frames import readiness, select_frames, tf_lookup
 from da3_ros.ros.depth.inputs import CameraChecks
@@ -89,8 +90,10 @@ def test_drop_log_counts_message_errors_by_cause_and_source():
     drops = drop_log()
     drops.set_failed(MessageError('no_camera_info', 'rear has none', source='rear'))
     drops.set_failed(RuntimeError('boom'))
+    drops.set_failed(PointsError('bad_transform', 'NaN in T_fixed_cam'))
     counts = drops.diag.drops_by_source
     assert counts[('rear', 'no_camera_info')] == 1 and counts[('rig', 'processing_error')] == 1
+    assert counts[('rig', 'bad_transform')] == 1
 
 
 def inputs(frame='front_optical'):

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from node_process import stop, wait_for_line
+from node_process import ROOT, stop, wait_for_line
 from transforms3d.euler import euler2mat
 
 HERE = Path(__file__).resolve().parent
@@ -24,8 +24,10 @@ def ros_domain_id(test_name: str) -> int:
 
 
 def run(tmp_path: Path, test_name: str) -> dict:
+    # PYTHONPATH: the helpers import the checkout's da3_ros, not the venv's installed copy
     env = dict(os.environ, ROS_DOMAIN_ID=str(ros_domain_id(test_name)),
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
     env.pop('ROS_LOCALHOST_ONLY', None)
     common = ['--ns', f'/da3_rt_{os.getpid()}', '--timeout', str(WAIT_S)]
     procs = []

@@ -8,8 +8,8 @@ from plyfile import PlyData
 
 from da3_ros.errors import InputError
 from da3_ros.geometry import ply
+from da3_ros.geometry.points import Points
 from da3_ros.offline.ply import read_ply, write_ply
-from da3_ros.ros.pointcloud import Points
 from da3_ros.slam import map_io
 
 

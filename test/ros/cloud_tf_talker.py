@@ -18,7 +18,8 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from transforms3d.euler import euler2mat
 
-from da3_ros.ros.pointcloud import CloudConfig, depth_to_points, points_to_cloud
+from da3_ros.geometry.points import CloudConfig, depth_to_points
+from da3_ros.ros.pointcloud import points_to_cloud
 from da3_ros.ros.qos import reliable
 from da3_ros.ros.tf_buffer import TfBroadcaster, make_transform_stamped
 

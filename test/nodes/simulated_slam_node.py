@@ -1,6 +1,6 @@
 """The SLAM node with the simulated predictor standing in for the network, for the node tests:
 
-    python test/slam_node/simulated_slam_node.py --ros-args --params-file <file>
+    python test/nodes/simulated_slam_node.py --ros-args --params-file <file>
 
 Same node, same main() (da3_ros/nodes/slam_node.py); the only difference is SlamNode(simulated=
 True), which also declares ros/slam/params.py SIMULATION_PARAMS (test.simulated_*). The production

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticStatus
-from node_harness import ROOT
+from node_process import ROOT
 from std_msgs.msg import Header
 
 from da3_ros.engine.prediction import Prediction, ViewGeometry
 from da3_ros.errors import ConfigError
+from da3_ros.geometry.points import CloudConfig, back_project
 from da3_ros.ros.depth.nav_outputs import NAV_OUTPUTS
 from da3_ros.ros.depth.outputs import CameraInput, Frames, OutputOptions, build_outputs
 from da3_ros.ros.depth.params import (
@@ -24,7 +25,7 @@ from da3_ros.ros.depth.rig_calibration import load_rig_calibration, world_to_cam
 from da3_ros.ros.diagnostics import CauseThrottle, DepthDiagnostics, diagnostics_values
 from da3_ros.ros.param_paths import resolve_paths
 from da3_ros.ros.params import unknown_parameters
-from da3_ros.ros.pointcloud import CloudConfig, back_project, cloud_to_points
+from da3_ros.ros.pointcloud import cloud_to_points
 from da3_ros.ros.tf_buffer import transform_to_matrix
 from da3_ros.ros.time_sync import SyncCounts
 from shared_data import DATA

@@ -14,8 +14,9 @@ import time
 import rclpy
 from sensor_msgs.msg import PointCloud2
 
+from da3_ros.geometry.points import transform_points
 from da3_ros.ros.errors import TfError
-from da3_ros.ros.pointcloud import cloud_to_points, transform_points
+from da3_ros.ros.pointcloud import cloud_to_points
 from da3_ros.ros.qos import reliable
 from da3_ros.ros.tf_buffer import TfBuffer, TfListener
 
