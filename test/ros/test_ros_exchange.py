@@ -7,15 +7,11 @@ Every expected value below is recomputed here from the seed, not imported from t
 """
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
-from node_process import stop, wait_for_line
+from late_joiner import talker_then_late_listener
 
 HERE = Path(__file__).resolve().parent
 SEED = 7
@@ -24,52 +20,13 @@ STAMP = [1_700_000_000 + SEED, 123_456_789]  # [sec, nanosec] of the synchronise
 CAMERAS = [('front', 48, 64), ('rear', 24, 32)]  # (name, height px, width px)
 
 
-def ros_domain_id(test_name: str) -> int:
-    """ROS_DOMAIN_ID in 1..100 from the test name and pid, so concurrent runs rarely share one."""
-    return zlib.crc32(f'{test_name}:{os.getpid()}'.encode()) % 100 + 1
-
-
-def spawn(script: str, args: list[str], env: dict, stderr_path: Path) -> subprocess.Popen:
-    """Start test/ros/<script> with this interpreter; stdout piped, stderr to a file."""
-    with open(stderr_path, 'wb') as stderr:
-        return subprocess.Popen(
-            [sys.executable, str(HERE / script), *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
-
-
 def run_exchange(tmp_path: Path, test_name: str) -> dict:
-    """Run talker, then listener (late joiner); return the listener's JSON report."""
-    env = dict(
-        os.environ,
-        ROS_DOMAIN_ID=str(ros_domain_id(test_name)),
-        ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-    )
-    env.pop('ROS_LOCALHOST_ONLY', None)
-    ns = f'/da3_test_{os.getpid()}'
-    timeout = ['--timeout', str(WAIT_S)]
-    procs = []
-    try:
-        talker = spawn(
-            'ros_talker.py',
-            ['--seed', str(SEED), '--ns', ns, *timeout],
-            env,
-            tmp_path / 'talker.err',
-        )
-        procs.append(talker)
-        wait_for_line(talker, b'TF_STATIC_PUBLISHED', WAIT_S)
-        listener = spawn('ros_listener.py', ['--ns', ns, *timeout], env, tmp_path / 'listener.err')
-        procs.append(listener)
-        out, _ = listener.communicate(timeout=WAIT_S + 30)
-        talker.communicate(timeout=WAIT_S + 30)
-    finally:
-        for proc in procs:
-            stop(proc)
-    errors = {p: (tmp_path / f'{p}.err').read_text() for p in ('talker', 'listener')}
-    assert (talker.returncode, listener.returncode) == (0, 0), errors
-    return json.loads(out.decode().strip().splitlines()[-1])
+    """Run talker, then listener (late joiner; ROS_DOMAIN_ID in 1..100); return the
+    listener's JSON report."""
+    ns, timeout = f'/da3_test_{os.getpid()}', ['--timeout', str(WAIT_S)]
+    return talker_then_late_listener(
+        tmp_path, test_name, 1, ['ros_talker.py', '--seed', str(SEED), '--ns', ns, *timeout],
+        ['ros_listener.py', '--ns', ns, *timeout], WAIT_S)
 
 
 def sha256(array: np.ndarray) -> str:

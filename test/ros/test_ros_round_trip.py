@@ -2,15 +2,11 @@
 and a PointCloud2 built by da3_ros.ros; cloud_tf_listener.py, a late joiner, reads them with
 TfListener/TfBuffer and cloud_to_points. Expected values are recomputed here from the seed."""
 
-import json
 import os
-import subprocess
-import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
-from node_process import ROOT, stop, wait_for_line
+from late_joiner import talker_then_late_listener
 from transforms3d.euler import euler2mat
 
 HERE = Path(__file__).resolve().parent
@@ -18,39 +14,12 @@ SEED = 11
 WAIT_S = 60.0
 
 
-def ros_domain_id(test_name: str) -> int:
-    """ROS_DOMAIN_ID in 101..200 from test name and pid (test/ros uses 1..100)."""
-    return zlib.crc32(f'{test_name}:{os.getpid()}'.encode()) % 100 + 101
-
-
 def run(tmp_path: Path, test_name: str) -> dict:
-    # PYTHONPATH: the helpers import the checkout's da3_ros, not the venv's installed copy
-    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_domain_id(test_name)),
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-    env.pop('ROS_LOCALHOST_ONLY', None)
+    """ROS_DOMAIN_ID in 101..200 (test_ros_exchange.py uses 1..100)."""
     common = ['--ns', f'/da3_rt_{os.getpid()}', '--timeout', str(WAIT_S)]
-    procs = []
-    try:
-        with open(tmp_path / 'talker.err', 'wb') as err:
-            talker = subprocess.Popen(
-                [sys.executable, str(HERE / 'cloud_tf_talker.py'), '--seed', str(SEED), *common],
-                env=env, stdout=subprocess.PIPE, stderr=err)
-        procs.append(talker)
-        wait_for_line(talker, b'TF_STATIC_PUBLISHED', WAIT_S)
-        with open(tmp_path / 'listener.err', 'wb') as err:
-            listener = subprocess.Popen(
-                [sys.executable, str(HERE / 'cloud_tf_listener.py'), *common],
-                env=env, stdout=subprocess.PIPE, stderr=err)
-        procs.append(listener)
-        out, _ = listener.communicate(timeout=WAIT_S + 30)
-        talker.communicate(timeout=WAIT_S + 30)
-    finally:
-        for proc in procs:
-            stop(proc)
-    errors = {p: (tmp_path / f'{p}.err').read_text() for p in ('talker', 'listener')}
-    assert (talker.returncode, listener.returncode) == (0, 0), (out, errors)
-    return json.loads(out.decode().strip().splitlines()[-1])
+    return talker_then_late_listener(
+        tmp_path, test_name, 101, ['cloud_tf_talker.py', '--seed', str(SEED), *common],
+        ['cloud_tf_listener.py', *common], WAIT_S)
 
 
 def T_base_cam(yaw_rad: float, xyz: list) -> np.ndarray:
