@@ -66,12 +66,15 @@ def depth_node(node, camera: str, timeout_s: float) -> dict:
     rgb = np.random.default_rng(5).integers(0, 256, (H, W, 3), dtype=np.uint8)
     result, sets = {}, []
 
-    def send_set(k: int) -> None:
+    def send_set(k: int, colorized_expected: int = 0) -> None:
         pub.publish(image(1_700_000_000 * 10**9 + k * 10**8, camera, rgb))
         wait_diag(node, recorder, 'sets_processed', k + 1, timeout_s)
         spin_until(node, lambda: recorder.count(cloud_t) == k + 1, timeout_s, f'cloud {k}')
-        time.sleep(0.3)            # anything else of this set arrives too
-        rclpy.spin_once(node, timeout_sec=0.1)
+        spin_until(node, lambda: len(colorized) >= colorized_expected, timeout_s,
+                   f'colorized depth of set {k}')
+        end = time.monotonic() + 0.5      # anything else of this set arrives too: spin (one
+        while time.monotonic() < end:     # spin_once runs one callback, so keep spinning)
+            rclpy.spin_once(node, timeout_sec=0.05)
         cloud = deserialize_message(recorder.raw[cloud_t][-1], PointCloud2)
         depth = (deserialize_message(recorder.raw[depth_t][-1], Image)
                  if recorder.raw[depth_t] else None)
@@ -93,7 +96,7 @@ def depth_node(node, camera: str, timeout_s: float) -> dict:
     end = time.monotonic() + 2.0
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.1)
-    send_set(2)
+    send_set(2, colorized_expected=1)
     result['sets'] = sets
     return result
 

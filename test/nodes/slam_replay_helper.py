@@ -153,7 +153,9 @@ def replay(node, args, raw: dict, subs: list) -> None:
     assert response.success, response.message
     response = call(node, 'reset')
     assert response.success, response.message
-    spin_until(node, lambda: any(s.state == 'reset' for s in status), 30.0, 'reset status')
+    # the raw recording is its own subscription: wait until it too has the reset status
+    spin_until(node, lambda: deserialize_message(raw[f'{NS}/status'][-1], SlamStatus).state
+               == 'reset', 30.0, 'reset status in the recording')
 
 
 if __name__ == '__main__':
