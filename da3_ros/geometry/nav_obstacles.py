@@ -34,8 +34,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from da3_ros.geometry.packed_points import back_project_views
-from da3_ros.geometry.voxel_keys import VOXEL_KEY_BIAS, pack_voxel_keys
+from da3_ros.geometry.packed_points import back_project_views, voxel_groups
 
 GROUND_FITS = ('flat', 'ransac')
 RANSAC_HYPOTHESES = 64
@@ -172,20 +171,17 @@ def voxel_means(xyz: Tensor, voxel_size_m: float) -> Tensor:
     sums), in ascending voxel order (x index, then y, then z); synchronises (unique)."""
     if voxel_size_m <= 0 or xyz.shape[0] == 0:
         return xyz
-    keys = torch.floor(xyz / voxel_size_m).to(torch.int64)
-    if bool((keys.abs() >= VOXEL_KEY_BIAS).any()):
-        _, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
-    else:
-        _, inverse, counts = torch.unique(pack_voxel_keys(keys), return_inverse=True,
-                                          return_counts=True)
+    inverse, counts = voxel_groups(xyz, voxel_size_m)
     sums = torch.zeros(len(counts), 3, dtype=torch.float64, device=xyz.device)
     sums.index_add_(0, inverse, xyz.double())
     return (sums / counts[:, None]).float()
 
 
-def scan_ranges(xyz: Tensor, seen: Tensor, obstacle: Tensor, scan: ScanGeometry) -> Tensor:
-    """(count,) float32: per bin the smallest horizontal range of the obstacle points, +inf
-    for a bin with seen points only, NaN for a bin without any (static shapes, no sync)."""
+def scan_ranges(xyz: Tensor, r: Tensor, seen: Tensor, obstacle: Tensor,
+                scan: ScanGeometry) -> Tensor:
+    """(count,) float32: per bin the smallest horizontal range r of the obstacle points, +inf
+    for a bin with seen points only, NaN for a bin without any (static shapes, no sync).
+    xyz (N, 3) base frame, r (N,) its horizontal range, seen / obstacle (N,) bool."""
     n = scan.count
     theta = torch.atan2(xyz[:, 1].double(), xyz[:, 0].double())
     index = torch.round((theta - scan.angle_min) / scan.angle_increment).to(torch.int64)
@@ -193,7 +189,6 @@ def scan_ranges(xyz: Tensor, seen: Tensor, obstacle: Tensor, scan: ScanGeometry)
         index = torch.remainder(index, n)
     inside = (index >= 0) & (index < n)
     spare = torch.full_like(index, n)                                   # the dump bin
-    r = torch.hypot(xyz[:, 0], xyz[:, 1])
     seen_bins = torch.zeros(n + 1, dtype=torch.bool, device=xyz.device)
     seen_bins[torch.where(seen & inside, index, spare)] = True
     ranges = torch.full((n + 1,), math.inf, dtype=torch.float32, device=xyz.device)
@@ -220,6 +215,6 @@ def nav_obstacles(depth: Tensor, K: Tensor, T_base_cams: Tensor, cfg: NavConfig,
     seen = valid & (r >= cfg.range_min_m)
     obstacle = (seen & (r <= cfg.range_max_m) & (height >= cfg.min_height_m)
                 & (height <= cfg.max_height_m))
-    ranges = scan_ranges(xyz, seen, obstacle, scan := scan_geometry(cfg))
+    ranges = scan_ranges(xyz, r, seen, obstacle, scan := scan_geometry(cfg))
     cloud = voxel_means(xyz[obstacle], cfg.voxel_size_m) if want_cloud else xyz[:0]
     return NavResult(cloud, ranges, scan, plane)

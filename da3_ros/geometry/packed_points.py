@@ -178,6 +178,19 @@ def pack_points(depth: Tensor, K: Tensor, rgb: Tensor, confidence: Tensor | None
                              min_confidence, min_range_m, max_range_m, stride)[0]
 
 
+def voxel_groups(xyz: Tensor, voxel_size_m: float) -> tuple[Tensor, Tensor]:
+    """Which voxel of edge voxel_size_m each of N points falls in: (inverse (N,) int64, the
+    index of its voxel in ascending voxel order (x index, then y, then z); counts (M,) int64,
+    points per voxel). Synchronises with the host (M is data-dependent)."""
+    keys = torch.floor(xyz / voxel_size_m).to(torch.int64)
+    if keys.numel() and bool((keys.abs() >= VOXEL_KEY_BIAS).any()):
+        _, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
+    else:
+        _, inverse, counts = torch.unique(pack_voxel_keys(keys), return_inverse=True,
+                                          return_counts=True)
+    return inverse, counts
+
+
 def voxel_mean_records(records: Tensor, valid: Tensor, voxel_size_m: float) -> Tensor:
     """One record per occupied voxel of edge voxel_size_m: the mean x, y, z, colour (each
     channel's mean rounded half to even) and confidence of its valid records, in ascending
@@ -189,12 +202,7 @@ def voxel_mean_records(records: Tensor, valid: Tensor, voxel_size_m: float) -> T
     returns (M, 5|4) float32; synchronises with the host (M is data-dependent)
     """
     rows = records[valid]
-    keys = torch.floor(rows[:, :3] / voxel_size_m).to(torch.int64)
-    if keys.numel() and bool((keys.abs() >= VOXEL_KEY_BIAS).any()):
-        _, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
-    else:
-        _, inverse, counts = torch.unique(pack_voxel_keys(keys), return_inverse=True,
-                                          return_counts=True)
+    inverse, counts = voxel_groups(rows[:, :3], voxel_size_m)
     bits = rows[:, 3].view(torch.int32)
     columns = [rows[:, :3].double(), torch.stack([(bits >> 16) & 255, (bits >> 8) & 255,
                                                   bits & 255], dim=1).double()]
