@@ -245,11 +245,14 @@ class SlamSystem:
                 if self.buffer[i].images:
                     self.images.put(i, self.buffer[i].images)
         owner, seen, measured = self.store.owner, set(), []
+        chains: dict[tuple[int, int], tuple] = {}   # (a, b) -> the odometry chain b -> a
         for c in candidates:
             a, b = int(owner[c.query]), int(owner[c.match])
             if a - b < 2 or (a, b) in seen or len(seen) >= self.cfg.loop.max_per_chunk:
                 continue
-            if not self._could_colocate(c.query, c.match, a, b):
+            if (a, b) not in chains:     # odometry edges do not change during this call
+                chains[a, b] = loop_gate.chain_relative(self.graph.odometry[b:a])
+            if not self._could_colocate(c.query, c.match, chains[a, b]):
                 self.stats.candidates_failed_drift += 1
                 self.stats.pregated_pairs.append((c.query, c.match))
                 continue
@@ -261,18 +264,19 @@ class SlamSystem:
                 self.stats.loops_failed_quality += 1
                 continue
             self.stats.measured_pairs.append((m.query, m.match))
-            if not self._plausible(m):
+            if not self._plausible(m, chains[a, b]):
                 self.stats.loops_failed_drift += 1
                 continue
             measured.append(m)
         return self._accept_consistent(k, measured)
 
-    def _plausible(self, m: LoopMeasurement) -> bool:
+    def _plausible(self, m: LoopMeasurement, chain: tuple[Sim3, np.ndarray]) -> bool:
         """Drift gate: the loop's implied correction against the odometry chain b -> a
-        (loop_gate.chain_relative), Mahalanobis^2 <= drift_chi2, and, once the graph has
-        loops, against the graph's current T_b_a and its joint marginal (docs/slam.md)."""
+        (chain: loop_gate.chain_relative's T_b_a and covariance), Mahalanobis^2 <= drift_chi2,
+        and, once the graph has loops, against the graph's current T_b_a and its joint
+        marginal (docs/slam.md)."""
         gate = self.cfg.gate
-        T_chain, C_chain = loop_gate.chain_relative(self.graph.odometry[m.b:m.a])
+        T_chain, C_chain = chain
         C_loop = self._loop_sigmas(m.T_b_a, self._scene_depth(), 1.0).covariance()
         d2 = loop_gate.drift_mahalanobis2(m.T_b_a, C_loop, T_chain, C_chain,
                                           gate.drift_sigma_factor)
@@ -288,13 +292,14 @@ class SlamSystem:
         return loop_gate.drift_mahalanobis2(m.T_b_a, C_loop, T_graph, C_graph,
                                             gate.drift_sigma_factor) <= gate.drift_chi2
 
-    def _could_colocate(self, query: int, match: int, a: int, b: int) -> bool:
+    def _could_colocate(self, query: int, match: int, chain: tuple[Sim3, np.ndarray]) -> bool:
         """Drift pre-gate on a retrieved pair before its loop chunk is run: could the two
-        frames stand at one place (within a scene depth) given the odometry chain b -> a?"""
+        frames stand at one place (within a scene depth) given the odometry chain b -> a
+        (chain: T_b_a and covariance)?"""
         gate = self.cfg.gate
         if not gate.drift_gate:
             return True
-        T_chain, C_chain = loop_gate.chain_relative(self.graph.odometry[b:a])
+        T_chain, C_chain = chain
         p_a, p_b = (self.store.T_chunk_cam[i, 0, :3, 3] for i in (query, match))
         d2 = loop_gate.colocation_mahalanobis2(
             p_a, p_b, T_chain, C_chain, gate.place_sigma_frac * self._scene_depth(),
@@ -322,9 +327,8 @@ class SlamSystem:
         if len(wa) < 2 or len(wb) < 2:
             return None
         cams = [list(range(N)) if c is None else [c] for c in (query_camera, match_camera)]
-        frames = [self._frame(i) if query_camera is None else self._frame(i).subset(cams[0])
-                  for i in wa] + [self._frame(i) if match_camera is None
-                                  else self._frame(i).subset(cams[1]) for i in wb]
+        frames = [self._frame(i) if camera is None else self._frame(i).subset([camera])
+                  for ids, camera in ((wa, query_camera), (wb, match_camera)) for i in ids]
         out = self._predict(frames)
         loop_views = ChunkViews.from_prediction(out.prediction, np.arange(len(frames)),
                                                 len(cams[0]))
